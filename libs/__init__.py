@@ -1,0 +1,2 @@
+"""Shared mechanics for every Omni service: one way to configure, store, serve, publish,
+consume."""

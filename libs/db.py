@@ -1,0 +1,94 @@
+"""Each service's own PostgreSQL database: create it if missing, migrate it, open sessions."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+import asyncpg
+from alembic import command
+from alembic.config import Config
+from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
+from sqlalchemy.engine import URL
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+log = logging.getLogger(__name__)
+
+
+def asyncpg_connect_kwargs(url: URL) -> dict[str, object]:
+    """asyncpg's connect() arguments for a SQLAlchemy URL (TCP or a Unix socket via ?host=)."""
+    kwargs: dict[str, object] = {
+        "user": url.username,
+        "password": url.password,
+        "database": url.database,
+        "host": url.query.get("host", url.host),
+        "port": url.port,
+    }
+    return {key: value for key, value in kwargs.items() if value is not None}
+
+
+async def ensure_database(url: URL) -> None:
+    """Create the database named in ``url`` on its server when it does not exist yet."""
+    admin = asyncpg_connect_kwargs(url.set(database="postgres"))
+    conn = await asyncpg.connect(**admin)
+    try:
+        exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", url.database)
+        if not exists:
+            try:
+                await conn.execute(f'CREATE DATABASE "{url.database}"')
+                log.info("created database", extra={"database": url.database})
+            except asyncpg.DuplicateDatabaseError:
+                pass
+    finally:
+        await conn.close()
+
+
+async def drop_database(url: URL) -> None:
+    admin = asyncpg_connect_kwargs(url.set(database="postgres"))
+    conn = await asyncpg.connect(**admin)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+async def migrate(url: URL, migrations_dir: Path) -> None:
+    """Bring the database to the newest Alembic revision of the service's migrations/."""
+    config = Config()
+    config.set_main_option("script_location", str(migrations_dir))
+    config.attributes["url"] = url.render_as_string(hide_password=False)
+    # Alembic's env.py runs its own event loop, so it gets a thread without one.
+    await asyncio.to_thread(command.upgrade, config, "head")
+
+
+def instrument_asyncpg() -> None:
+    instrumentor = AsyncPGInstrumentor()
+    if not instrumentor.is_instrumented_by_opentelemetry:
+        instrumentor.instrument()
+
+
+class Database:
+    """The engine and session factory of one service's database."""
+
+    def __init__(self, url: URL, *, pool_size: int = 10, max_overflow: int = 10) -> None:
+        self.url = url
+        # No pre-ping (a round trip per transaction): a connection found dead is invalidated
+        # by SQLAlchemy and the call answers UNAVAILABLE, which callers retry.
+        self.engine: AsyncEngine = create_async_engine(
+            url, pool_size=pool_size, max_overflow=max_overflow, pool_recycle=1800
+        )
+        # SQL spans come from the driver: the SQLAlchemy instrumentation does not cover 2.1.
+        instrument_asyncpg()
+        self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+
+    def session(self) -> AsyncSession:
+        return self.sessions()
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()

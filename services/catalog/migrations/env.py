@@ -1,0 +1,3 @@
+from libs.migrations_env import run_env
+
+run_env()

@@ -1,0 +1,130 @@
+"""Domain objects ↔ protobuf messages for distribution."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime
+
+from google.protobuf.descriptor import FieldDescriptor
+from google.protobuf.message import Message
+from google.protobuf.timestamp_pb2 import Timestamp
+from omni.common.v1 import money_pb2
+from omni.distribution.v1 import distribution_pb2 as pb
+
+from libs.errors import InvalidArgument, Validator
+from services.distribution.domain.organisation import OrgUnit, Staff, Territory
+
+
+def money(amount_minor: int, currency: str) -> money_pb2.Money:
+    return money_pb2.Money(currency_code=currency, amount_minor=amount_minor)
+
+
+def timestamp(moment: datetime | None) -> Timestamp | None:
+    if moment is None:
+        return None
+    stamp = Timestamp()
+    stamp.FromDatetime(moment.astimezone(UTC))
+    return stamp
+
+
+def from_timestamp(stamp: Timestamp) -> datetime:
+    return stamp.ToDatetime(tzinfo=UTC)
+
+
+def territories_to_proto(territories: Iterable[Territory]) -> list[pb.Territory]:
+    return [pb.Territory(province=t.province, city=t.city) for t in territories]
+
+
+def territories_from_proto(territories: Iterable[pb.Territory]) -> tuple[Territory, ...]:
+    return tuple(Territory(t.province.strip(), t.city.strip()) for t in territories)
+
+
+def unit_to_proto(unit: OrgUnit) -> pb.OrgUnit:
+    return pb.OrgUnit(
+        unit_id=unit.unit_id,
+        kind=pb.OrgUnitKind.ValueType(int(unit.kind)),
+        name=unit.name,
+        parent_id=unit.parent_id,
+        province=unit.province,
+        city=unit.city,
+        location_id=unit.location_id,
+        territories=territories_to_proto(unit.territories),
+        hq_id=unit.hq_id,
+    )
+
+
+def staff_to_proto(member: Staff) -> pb.Staff:
+    return pb.Staff(
+        staff_id=member.staff_id,
+        unit_id=member.unit_id,
+        name=member.name,
+        role=pb.StaffRole.ValueType(int(member.role)),
+        is_virtual=member.is_virtual,
+    )
+
+
+def alert_to_proto(row: dict[str, object]) -> pb.Alert:
+    evidence = row["evidence"]
+    assert isinstance(evidence, dict)
+    currency = str(evidence.get("currency", ""))
+    raised = row["raised_at"]
+    resolved = row.get("resolved_at")
+    assert isinstance(raised, datetime)
+    assert resolved is None or isinstance(resolved, datetime)
+    proto_evidence = pb.AlertEvidence(
+        order_id=str(row["order_id"]),
+        fulfilment_id=str(evidence.get("fulfilment_id", "")),
+        delivery_province=str(evidence.get("delivery_province", "")),
+        delivery_city=str(evidence.get("delivery_city", "")),
+        territories=[
+            pb.Territory(province=t["province"], city=t.get("city", ""))
+            for t in evidence.get("territories", [])
+        ],
+        sku_code=str(evidence.get("sku_code", "")),
+    )
+    if evidence.get("sku_code"):
+        proto_evidence.unit_price.CopyFrom(money(int(evidence["unit_price_minor"]), currency))
+        proto_evidence.minimum_unit_price.CopyFrom(
+            money(int(evidence["minimum_unit_price_minor"]), currency)
+        )
+    return pb.Alert(
+        alert_id=str(row["alert_id"]),
+        kind=pb.AlertKind.ValueType(int(str(row["kind"]))),
+        status=pb.AlertStatus.ValueType(int(str(row["status"]))),
+        dealer_id=str(row["dealer_id"]),
+        evidence=proto_evidence,
+        raise_time=timestamp(raised),
+        resolution_note=str(row.get("resolution_note") or ""),
+        resolved_by_staff_id=str(row.get("resolved_by") or ""),
+        resolve_time=timestamp(resolved),
+    )
+
+
+def field_time(message: Message, field: str) -> datetime | None:
+    """A timestamp field as a datetime (None when unset); out of range is INVALID_ARGUMENT."""
+    if not message.HasField(field):
+        return None
+    try:
+        return from_timestamp(getattr(message, field))
+    except (ValueError, OverflowError) as exc:
+        raise InvalidArgument.field(field, "is not a valid timestamp") from exc
+
+
+def reject_nul_strings(message: Message) -> None:
+    """PostgreSQL text cannot hold NUL characters: name the field instead of failing later."""
+    check = Validator()
+    _walk_strings(message, "", check)
+    check.raise_if_any()
+
+
+def _walk_strings(message: Message, prefix: str, check: Validator) -> None:
+    for field, value in message.ListFields():
+        name = f"{prefix}{field.name}"
+        repeated = field.is_repeated
+        items = list(value) if repeated else [value]
+        if field.type == FieldDescriptor.TYPE_STRING:
+            if any("\x00" in item for item in items):
+                check.add(name, "must not contain NUL characters")
+        elif field.type == FieldDescriptor.TYPE_MESSAGE:
+            for index, item in enumerate(items):
+                _walk_strings(item, f"{name}[{index}]." if repeated else f"{name}.", check)

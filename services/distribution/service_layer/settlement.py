@@ -1,0 +1,257 @@
+"""Settlement: statements per guide, store and dealer per period, and closing periods."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from omni.distribution.v1 import distribution_pb2 as pb
+from omni.distribution.v1 import events_pb2
+
+from libs.errors import FailedPrecondition, InvalidArgument, NotFound, Validator
+from libs.unit_of_work import UnitOfWork
+from services.distribution import metrics
+from services.distribution.adapters.proto import money, timestamp
+from services.distribution.adapters.repository import Repository
+from services.distribution.adapters.tables import (
+    closed_periods,
+    entries,
+    statement_totals,
+    statements,
+)
+from services.distribution.domain.commission_rules import BeneficiaryKind
+from services.distribution.domain.organisation import Caller
+from services.distribution.domain.settlement import is_period, period_end
+from services.distribution.service_layer.organisation import visible_unit
+
+MAX_PAGE_SIZE = 1000
+DEFAULT_PAGE_SIZE = 100
+ENTRY_COMMISSION, ENTRY_REBATE, ENTRY_CLAWBACK = 1, 2, 3
+PERIOD_OPEN, PERIOD_CLOSED = 1, 2
+
+
+@dataclass(frozen=True)
+class StatementTotals:
+    commission: int
+    rebate: int
+    clawback: int
+    entry_count: int
+
+    @property
+    def net(self) -> int:
+        return self.commission + self.rebate + self.clawback
+
+
+@dataclass(frozen=True)
+class StatementPage:
+    status: int
+    totals: StatementTotals
+    entries: list[sa.Row[tuple[object, ...]]]
+    next_page_token: str
+
+
+async def _beneficiary_scope(
+    repo: Repository, caller: Caller, kind: int, beneficiary_id: str
+) -> tuple[str, str]:
+    """(path, hq id) of the unit a beneficiary belongs to, checked against the caller."""
+    if kind == BeneficiaryKind.GUIDE:
+        member = await repo.staff(beneficiary_id)
+        if member is None:
+            raise NotFound(f"guide {beneficiary_id} does not exist")
+        unit = await repo.unit(member.unit_id)
+        if unit is None:  # pragma: no cover - foreign key
+            raise NotFound(f"guide {beneficiary_id} has no unit")
+        caller.require(unit.path, f"guide {beneficiary_id}")
+    else:
+        unit = await visible_unit(repo, caller, beneficiary_id, "beneficiary_id")
+    return unit.path, unit.hq_id
+
+
+async def get_statement(
+    uow: UnitOfWork,
+    caller: Caller,
+    *,
+    kind: int,
+    beneficiary_id: str,
+    period: str,
+    currency: str,
+    page_size: int,
+    page_token: str,
+) -> StatementPage:
+    """A beneficiary's statement: its totals (kept by the database with every entry) equal
+    the sum of its entries; a closed period's totals are the ones frozen when it closed."""
+    check = Validator()
+    check.check(
+        kind in {int(k) for k in BeneficiaryKind},
+        "beneficiary_kind",
+        "must be GUIDE, STORE or DEALER",
+    )
+    check.check(bool(beneficiary_id), "beneficiary_id", "is required")
+    check.check(is_period(period), "period", "must be YYYY-MM")
+    check.check(len(currency) == 3 and currency.isupper(), "currency_code", "must be like CNY")
+    check.check(0 <= page_size <= MAX_PAGE_SIZE, "page_size", f"must be 0-{MAX_PAGE_SIZE}")
+    check.check(
+        page_token == "" or (page_token.isdigit() and len(page_token) <= 18),
+        "page_token",
+        "is not a page token",
+    )
+    check.raise_if_any()
+    repo = Repository(uow.session)
+    _path, hq_id = await _beneficiary_scope(repo, caller, kind, beneficiary_id)
+    closed = period in await repo.closed_periods(hq_id)
+    frozen = None
+    if closed:
+        frozen = (
+            await uow.session.execute(
+                sa.select(statements).where(
+                    statements.c.beneficiary_kind == kind,
+                    statements.c.beneficiary_id == beneficiary_id,
+                    statements.c.period == period,
+                    statements.c.currency == currency,
+                )
+            )
+        ).first()
+    if frozen is None:
+        frozen = (
+            await uow.session.execute(
+                sa.select(statement_totals).where(
+                    statement_totals.c.beneficiary_kind == kind,
+                    statement_totals.c.beneficiary_id == beneficiary_id,
+                    statement_totals.c.period == period,
+                    statement_totals.c.currency == currency,
+                )
+            )
+        ).first()
+    totals = (
+        StatementTotals(
+            frozen.commission_minor, frozen.rebate_minor, frozen.clawback_minor, frozen.entry_count
+        )
+        if frozen is not None
+        else StatementTotals(0, 0, 0, 0)
+    )
+    size = page_size or DEFAULT_PAGE_SIZE
+    rows = (
+        await uow.session.execute(
+            sa.select(entries)
+            .where(
+                entries.c.beneficiary_kind == kind,
+                entries.c.beneficiary_id == beneficiary_id,
+                entries.c.period == period,
+                entries.c.currency == currency,
+                entries.c.entry_id > int(page_token or 0),
+            )
+            .order_by(entries.c.entry_id)
+            .limit(size + 1)
+        )
+    ).all()
+    token = str(rows[size - 1].entry_id) if len(rows) > size else ""
+    return StatementPage(PERIOD_CLOSED if closed else PERIOD_OPEN, totals, list(rows[:size]), token)
+
+
+def statement_to_proto(
+    kind: int, beneficiary_id: str, period: str, currency: str, status: int, t: StatementTotals
+) -> pb.Statement:
+    return pb.Statement(
+        beneficiary_kind=pb.BeneficiaryKind.ValueType(kind),
+        beneficiary_id=beneficiary_id,
+        period=period,
+        status=pb.PeriodStatus.ValueType(status),
+        commission_total=money(t.commission, currency),
+        rebate_total=money(t.rebate, currency),
+        clawback_total=money(t.clawback, currency),
+        net_total=money(t.net, currency),
+        entry_count=t.entry_count,
+    )
+
+
+async def close_period(uow: UnitOfWork, caller: Caller, hq_id: str, period: str) -> int:
+    """Freeze every statement of an HQ's tree for a finished period. Closing waits for the
+    bookings in flight (advisory lock) so none lands in the period after it closed."""
+    check = Validator()
+    check.check(bool(hq_id), "hq_id", "is required")
+    check.check(is_period(period), "period", "must be YYYY-MM")
+    check.raise_if_any()
+    repo = Repository(uow.session)
+    hq = await visible_unit(repo, caller, hq_id, "hq_id")
+    caller.require_hq(hq.hq_id)
+    if hq.unit_id != hq.hq_id:
+        raise InvalidArgument.field("hq_id", "must name an HQ")
+    if period_end(period) > datetime.now(UTC):
+        raise FailedPrecondition(f"period {period} has not ended yet")
+    await repo.lock_periods_exclusive(hq.hq_id)
+    if period in await repo.closed_periods(hq.hq_id):
+        raise FailedPrecondition(f"period {period} is already closed")
+    await uow.session.execute(
+        closed_periods.insert().values(hq_id=hq.hq_id, period=period, closed_by=caller.staff_id)
+    )
+
+    def total_of(entry_kind: int) -> sa.ColumnElement[object]:
+        return sa.func.coalesce(
+            sa.func.sum(entries.c.amount_minor).filter(entries.c.kind == entry_kind), 0
+        )
+
+    grouped = (
+        sa.select(
+            entries.c.beneficiary_kind,
+            entries.c.beneficiary_id,
+            entries.c.period,
+            entries.c.currency,
+            entries.c.hq_id,
+            total_of(ENTRY_COMMISSION),
+            total_of(ENTRY_REBATE),
+            total_of(ENTRY_CLAWBACK),
+            sa.func.sum(entries.c.amount_minor),
+            sa.func.count(),
+        )
+        .where(entries.c.hq_id == hq.hq_id, entries.c.period == period)
+        .group_by(
+            entries.c.beneficiary_kind,
+            entries.c.beneficiary_id,
+            entries.c.period,
+            entries.c.currency,
+            entries.c.hq_id,
+        )
+    )
+    frozen = (
+        await uow.session.execute(
+            statements.insert()
+            .from_select(
+                [
+                    "beneficiary_kind",
+                    "beneficiary_id",
+                    "period",
+                    "currency",
+                    "hq_id",
+                    "commission_minor",
+                    "rebate_minor",
+                    "clawback_minor",
+                    "net_minor",
+                    "entry_count",
+                ],
+                grouped,
+            )
+            .returning(statements)
+        )
+    ).all()
+    close_time = timestamp(datetime.now(UTC))
+    for row in frozen:
+        totals = StatementTotals(
+            row.commission_minor, row.rebate_minor, row.clawback_minor, row.entry_count
+        )
+        uow.emit(
+            events_pb2.StatementClosedEvent(
+                statement=statement_to_proto(
+                    row.beneficiary_kind,
+                    row.beneficiary_id,
+                    period,
+                    row.currency,
+                    PERIOD_CLOSED,
+                    totals,
+                ),
+                close_time=close_time,
+            ),
+            aggregate_id=f"{row.beneficiary_kind}:{row.beneficiary_id}",
+        )
+    metrics.STATEMENTS_CLOSED.inc(len(frozen))
+    return len(frozen)

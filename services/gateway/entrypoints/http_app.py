@@ -1,0 +1,634 @@
+"""The gateway's HTTP API for channel adapters and open-API partners (FastAPI).
+
+Every POST is stored raw (RawPayloadStore) before routing, signature checks or parsing;
+then the request is authenticated (signature, replay window, nonce), charged to its rate
+limit, validated, translated by its connector and accepted. Refusals are JSON bodies in one
+shape (entrypoints/errors.py). See services/gateway/README.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Annotated, Any
+from urllib.parse import parse_qsl
+
+import grpc
+import uvicorn
+from fastapi import Depends, FastAPI, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field, ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from libs.errors import DomainError, FailedPrecondition
+from libs.service_app import Runtime
+from services.gateway import metrics
+from services.gateway.adapters.peers import Peers
+from services.gateway.connectors import distributor, jd, local_life, pos, tmall, web_mall
+from services.gateway.domain.access import Caller, require_channel, require_owner, require_scope
+from services.gateway.domain.signatures import SignatureError
+from services.gateway.entrypoints import errors
+from services.gateway.entrypoints.status_page import status_router
+from services.gateway.service_layer import inbound, ingest, security
+from services.gateway.service_layer.channels import Channel, get_channel, load_key
+from services.gateway.service_layer.ingest import Answer, Gateway
+
+log = logging.getLogger(__name__)
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+MAX_BODY_BYTES = 1_000_000
+ChannelId = Annotated[
+    str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")
+]
+# Ids from channels: any printable text (no control characters, which PostgreSQL or logs
+# would choke on).
+PRINTABLE = r"^[^\x00-\x1f\x7f]+$"
+
+
+def route_of(path: str) -> tuple[str, str]:
+    """(channel id, route name) from the URL: /v1/channels/{id}/{connector}/{what} or
+    /open/v1/{what}."""
+    parts = [p for p in path.split("/") if p]
+    if len(parts) == 5 and parts[:2] == ["v1", "channels"]:
+        return parts[2], f"{parts[3]}.{parts[4]}"
+    if len(parts) >= 3 and parts[:2] == ["open", "v1"]:
+        return "", f"open.{parts[2]}"
+    return "", "unknown"
+
+
+class RawPayloadStore:
+    """ASGI middleware: the body of every POST is committed to inbound_payloads before the
+    app sees it, and the answer's status (and error body) is recorded after."""
+
+    def __init__(self, app: Callable[[Scope, Receive, Send], Awaitable[None]], gw: Gateway) -> None:
+        self.app = app
+        self.gw = gw
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        body = b""
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+            if len(body) > MAX_BODY_BYTES:
+                await _send_json(send, 413, errors.body("PAYLOAD_TOO_LARGE", "body over 1 MB"))
+                return
+        raw_path = (scope.get("raw_path") or scope["path"].encode()).decode("latin-1")
+        raw_query = scope.get("query_string", b"").decode("latin-1")
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        channel_id, route = route_of(raw_path)
+        try:
+            payload_id = await inbound.store_payload(
+                self.gw.db,
+                channel_id,
+                route,
+                "POST",
+                inbound.redact_path(raw_path, raw_query),
+                inbound.redact_headers(headers),
+                body,
+            )
+        except Exception:
+            # Nothing is processed that could not be kept first.
+            log.exception("could not store an inbound payload")
+            await _send_json(send, 503, errors.body("UNAVAILABLE", "cannot store the payload"))
+            return
+        state = scope.setdefault("state", {})
+        state["payload_id"] = payload_id
+        delivered = False
+
+        async def replay() -> Message:
+            nonlocal delivered
+            if not delivered:
+                delivered = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        status = 500
+        error_chunks: list[bytes] = []
+        recorded = False
+
+        async def record() -> None:
+            nonlocal recorded
+            if recorded:
+                return
+            recorded = True
+            error = b"".join(error_chunks).decode("utf-8", errors="replace")
+            try:
+                await asyncio.shield(
+                    inbound.finish_payload(
+                        self.gw.db, payload_id, status, error, state.get("channel_id")
+                    )
+                )
+            except Exception:
+                log.exception(
+                    "could not record a payload outcome", extra={"payload_id": payload_id}
+                )
+
+        async def capture(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            elif message["type"] == "http.response.body":
+                if status >= 400:
+                    error_chunks.append(message.get("body", b""))
+                if not message.get("more_body", False):
+                    # Recorded before the last byte leaves: a client that has the answer
+                    # finds the outcome stored.
+                    await record()
+            await send(message)
+
+        try:
+            await self.app(scope, replay, capture)
+        finally:
+            await record()
+
+
+async def _send_json(send: Send, status: int, payload: dict[str, Any]) -> None:
+    raw = errors.dumps(payload).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(raw)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": raw})
+
+
+def error_json(
+    status: int, payload: dict[str, Any], headers: dict[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse(payload, status_code=status, headers=headers)
+
+
+def gateway_of(request: Request) -> Gateway:
+    gw: Gateway = request.app.state.gateway
+    return gw
+
+
+async def authenticate(request: Request, style: str) -> tuple[Caller, Channel]:
+    body = await request.body()
+    # Signed as sent: the raw (still percent-encoded) path and query string.
+    raw_path: bytes = request.scope.get("raw_path") or request.url.path.encode()
+    path = raw_path.decode("latin-1")
+    query_string: bytes = request.scope.get("query_string", b"")
+    if query_string:
+        path += "?" + query_string.decode("latin-1")
+    caller, channel = await security.authenticate(
+        gateway_of(request).db,
+        style=style,
+        headers=request.headers,
+        query=dict(request.query_params),
+        method=request.method,
+        path=path,
+        body=body,
+        now=time.time(),
+    )
+    request.state.channel_id = channel.config.channel_id
+    return caller, channel
+
+
+def channel_auth(style: str) -> Callable[..., Awaitable[tuple[Caller, Channel]]]:
+    """A channel route: the key must act for the channel in the path."""
+
+    async def dependency(request: Request, channel_id: ChannelId) -> tuple[Caller, Channel]:
+        caller, channel = await authenticate(request, style)
+        require_channel(caller, channel_id)
+        return caller, channel
+
+    return dependency
+
+
+async def open_auth(request: Request) -> tuple[Caller, Channel]:
+    return await authenticate(request, "omni")
+
+
+Signed = Annotated[tuple[Caller, Channel], Depends(channel_auth("omni"))]
+TmallSigned = Annotated[tuple[Caller, Channel], Depends(channel_auth("tmall"))]
+JdSigned = Annotated[tuple[Caller, Channel], Depends(channel_auth("jd"))]
+OpenSigned = Annotated[tuple[Caller, Channel], Depends(open_auth)]
+
+
+# ---- response models (for the OpenAPI document) ---------------------------------------
+
+
+class OrderAccepted(BaseModel):
+    order_id: str
+    channel_order_id: str
+    status: str
+    duplicate: bool
+
+
+class ReturnAccepted(BaseModel):
+    return_id: str
+    order_id: str
+    duplicate: bool
+
+
+class MemberFound(BaseModel):
+    member_id: str
+    tier: int
+    points_balance: int
+    owner_guide_staff_id: str
+
+
+class ErrorBody(BaseModel):
+    error: dict[str, Any]
+
+
+class SkuOut(BaseModel):
+    sku_code: str
+    name: str
+    color: str
+    size: str
+    barcode: str
+    price_minor: int | None = None
+    currency: str | None = None
+    sellable: bool | None = None
+
+
+class Availability(BaseModel):
+    sku_code: str
+    available: int
+
+
+class AvailabilityOut(BaseModel):
+    skus: list[Availability]
+
+
+class OrderStatusOut(BaseModel):
+    order_id: str
+    channel_order_id: str
+    status: str
+    total_minor: int
+    currency: str
+    lines: list[dict[str, Any]] = Field(default_factory=list)
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorBody} for code in (401, 403, 404, 409, 422, 429, 503)
+}
+
+
+def create_app(gw: Gateway | None = None) -> FastAPI:
+    """The app; without a Gateway only /healthz works (used by tests of the shell)."""
+    app = FastAPI(title="Omni gateway", version="1.0.0")
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    if gw is None:
+        return app
+    app.state.gateway = gw
+
+    @app.exception_handler(RequestValidationError)
+    async def on_validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        violations = errors.validation_violations(exc.errors())
+        return error_json(
+            422, errors.body("INVALID_ARGUMENT", "the request is invalid", violations)
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def on_http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}.get(exc.status_code, "HTTP_ERROR")
+        return error_json(exc.status_code, errors.body(code, str(exc.detail)))
+
+    @app.exception_handler(Exception)
+    async def on_error(request: Request, exc: Exception) -> JSONResponse:
+        known = errors.from_exception(exc)
+        if known is None:
+            log.exception("unhandled error", exc_info=exc)
+            return error_json(500, errors.body("INTERNAL", "internal error"))
+        status, payload, headers = known
+        if isinstance(exc, SignatureError):
+            metrics.AUTH_FAILURES.labels(reason=exc.reason).inc()
+        if isinstance(exc, security.RateLimited):
+            metrics.RATE_LIMITED.inc()
+        return error_json(status, payload, headers)
+
+    # A handler for the base Exception runs outside every middleware (Starlette's
+    # ServerErrorMiddleware); the known refusals are registered by class so they are
+    # answered inside, where the payload store records the status.
+    for kind in (
+        SignatureError,
+        security.RateLimited,
+        security.ChannelSuspended,
+        grpc.aio.AioRpcError,
+        DomainError,
+        ValidationError,
+    ):
+        app.add_exception_handler(kind, on_error)
+
+    async def run(
+        route: str, auth: tuple[Caller, Channel], body: BaseModel, request: Request
+    ) -> JSONResponse:
+        caller, channel = auth
+        answer: Answer = await ingest.ROUTES[route].handler(
+            gw, channel, body, request.state.payload_id, caller
+        )
+        return JSONResponse(answer.body, status_code=answer.status)
+
+    responses = ERROR_RESPONSES
+
+    @app.post(
+        "/v1/channels/{channel_id}/pos/sales",
+        response_model=OrderAccepted,
+        status_code=201,
+        responses=responses,
+        tags=["pos"],
+    )
+    async def pos_sales(
+        channel_id: ChannelId, body: pos.PosSaleIn, request: Request, auth: Signed
+    ) -> JSONResponse:
+        """A store sale at the till (fulfilled on the spot)."""
+        return await run("pos.sales", auth, body, request)
+
+    @app.post(
+        "/v1/channels/{channel_id}/pos/endless-aisle-orders",
+        response_model=OrderAccepted,
+        status_code=201,
+        responses=responses,
+        tags=["pos"],
+    )
+    async def pos_endless(
+        channel_id: ChannelId, body: pos.EndlessAisleIn, request: Request, auth: Signed
+    ) -> JSONResponse:
+        """An endless-aisle sale: sold here, fulfilled from elsewhere."""
+        return await run("pos.endless-aisle-orders", auth, body, request)
+
+    @app.post(
+        "/v1/channels/{channel_id}/pos/member-scans",
+        response_model=MemberFound,
+        responses=responses,
+        tags=["pos"],
+    )
+    async def pos_scan(
+        channel_id: ChannelId, body: pos.MemberScanIn, request: Request, auth: Signed
+    ) -> JSONResponse:
+        """A member code scanned at the till."""
+        return await run("pos.member-scans", auth, body, request)
+
+    @app.post(
+        "/v1/channels/{channel_id}/pos/member-sign-ups",
+        response_model=MemberFound,
+        status_code=201,
+        responses=responses,
+        tags=["pos"],
+    )
+    async def pos_sign_up(
+        channel_id: ChannelId, body: pos.MemberSignUpIn, request: Request, auth: Signed
+    ) -> JSONResponse:
+        """A customer joins at the till with a guide, who becomes the owner."""
+        return await run("pos.member-sign-ups", auth, body, request)
+
+    @app.post(
+        "/v1/channels/{channel_id}/pos/returns",
+        response_model=ReturnAccepted,
+        status_code=201,
+        responses=responses,
+        tags=["pos"],
+    )
+    async def pos_returns(
+        channel_id: ChannelId, body: pos.CounterReturnIn, request: Request, auth: Signed
+    ) -> JSONResponse:
+        """A return at the counter of any store."""
+        return await run("pos.returns", auth, body, request)
+
+    @app.post(
+        "/v1/channels/{channel_id}/mall/orders",
+        response_model=OrderAccepted,
+        status_code=201,
+        responses=responses,
+        tags=["web mall"],
+    )
+    async def mall_orders(
+        channel_id: ChannelId, body: web_mall.MallOrderIn, request: Request, auth: Signed
+    ) -> JSONResponse:
+        """An order from the own web mall or WeChat mini program."""
+        return await run("mall.orders", auth, body, request)
+
+    @app.post(
+        "/v1/channels/{channel_id}/tmall/trades",
+        response_model=OrderAccepted,
+        status_code=201,
+        responses=responses,
+        tags=["marketplaces"],
+    )
+    async def tmall_trades(
+        channel_id: ChannelId, body: tmall.TmallTradeIn, request: Request, auth: TmallSigned
+    ) -> JSONResponse:
+        """A Tmall/Taobao-style paid trade (Tmall-style signature in the query)."""
+        return await run("tmall.trades", auth, body, request)
+
+    @app.post(
+        "/v1/channels/{channel_id}/jd/orders",
+        response_model=OrderAccepted,
+        status_code=201,
+        responses=responses,
+        tags=["marketplaces"],
+    )
+    async def jd_orders(
+        channel_id: ChannelId, body: jd.JdOrderIn, request: Request, auth: JdSigned
+    ) -> JSONResponse:
+        """A JD-style order (JD-style signature in the query)."""
+        return await run("jd.orders", auth, body, request)
+
+    @app.post(
+        "/v1/channels/{channel_id}/distributor/orders",
+        response_model=OrderAccepted,
+        status_code=201,
+        responses=responses,
+        tags=["distribution"],
+    )
+    async def distributor_orders(
+        channel_id: ChannelId, body: distributor.ShopOrderIn, request: Request, auth: Signed
+    ) -> JSONResponse:
+        """An order from a distributor's shop."""
+        return await run("distributor.orders", auth, body, request)
+
+    @app.post(
+        "/v1/channels/{channel_id}/local-life/vouchers",
+        response_model=OrderAccepted,
+        status_code=201,
+        responses=responses,
+        tags=["local life"],
+    )
+    async def voucher_orders(
+        channel_id: ChannelId, body: local_life.VoucherOrderIn, request: Request, auth: Signed
+    ) -> JSONResponse:
+        """A voucher paid online for a store."""
+        return await run("local-life.vouchers", auth, body, request)
+
+    @app.post(
+        "/v1/channels/{channel_id}/local-life/redemptions",
+        response_model=OrderAccepted,
+        responses=responses,
+        tags=["local life"],
+    )
+    async def voucher_redemptions(
+        channel_id: ChannelId, body: local_life.RedemptionIn, request: Request, auth: Signed
+    ) -> JSONResponse:
+        """A voucher consumed in its store."""
+        return await run("local-life.redemptions", auth, body, request)
+
+    # ---- open API (开放平台) -----------------------------------------------------------
+
+    @app.get(
+        "/open/v1/skus/{sku_code}", response_model=SkuOut, responses=responses, tags=["open api"]
+    )
+    async def open_sku(
+        sku_code: Annotated[str, Path(min_length=1, max_length=64, pattern=PRINTABLE)],
+        auth: OpenSigned,
+    ) -> SkuOut:
+        """A SKU and its price on the key's channel."""
+        caller, channel = auth
+        require_scope(caller, "catalog:read")
+        sku = await gw.peers.sku(sku_code)
+        out = SkuOut(
+            sku_code=sku.sku_code,
+            name=sku.name,
+            color=sku.color,
+            size=sku.size,
+            barcode=sku.barcode,
+        )
+        try:
+            price = await gw.peers.price(channel.config.channel_id, sku_code)
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() not in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.FAILED_PRECONDITION):
+                raise
+            return out
+        out.price_minor = price.price.amount_minor
+        out.currency = price.price.currency_code
+        out.sellable = price.sellable
+        return out
+
+    @app.get(
+        "/open/v1/availability",
+        response_model=AvailabilityOut,
+        responses=responses,
+        tags=["open api"],
+    )
+    async def open_availability(
+        sku_codes: Annotated[
+            list[Annotated[str, Field(min_length=1, max_length=64, pattern=PRINTABLE)]],
+            Query(min_length=1, max_length=100),
+        ],
+        auth: OpenSigned,
+    ) -> AvailabilityOut:
+        """Available to promise on the key's channel, per SKU."""
+        caller, channel = auth
+        require_scope(caller, "availability:read")
+        found = await gw.peers.availability(channel.config.stock_channel, sku_codes)
+        return AvailabilityOut(
+            skus=[
+                Availability(sku_code=s, available=int(found[s].available) if s in found else 0)
+                for s in dict.fromkeys(sku_codes)
+            ]
+        )
+
+    @app.post(
+        "/open/v1/orders",
+        response_model=OrderAccepted,
+        status_code=201,
+        responses=responses,
+        tags=["open api"],
+    )
+    async def open_orders(
+        body: distributor.ShopOrderIn, request: Request, auth: OpenSigned
+    ) -> JSONResponse:
+        """Submit an order as a partner (distributor-shop format) on the key's channel."""
+        return await run("open.orders", auth, body, request)
+
+    @app.get(
+        "/open/v1/orders/{channel_order_id}",
+        response_model=OrderStatusOut,
+        responses=responses,
+        tags=["open api"],
+    )
+    async def open_order_status(
+        channel_order_id: Annotated[str, Path(min_length=1, max_length=64, pattern=PRINTABLE)],
+        auth: OpenSigned,
+    ) -> OrderStatusOut:
+        """An order's status; a partner sees only the orders it submitted."""
+        caller, channel = auth
+        require_scope(caller, "orders:read")
+        async with gw.db.session() as session:
+            found = await inbound.find_order(session, channel.config.channel_id, channel_order_id)
+        require_owner(caller, found.channel_id, found.partner_id)
+        return OrderStatusOut(
+            order_id=found.order_id,
+            channel_order_id=found.channel_order_id,
+            status=found.status,
+            total_minor=found.order.total.amount_minor,
+            currency=found.order.total.currency_code,
+            lines=[
+                {"line_id": x.line_id, "sku_code": x.sku_code, "quantity": x.quantity}
+                for x in found.order.lines
+            ],
+        )
+
+    app.add_middleware(RawPayloadStore, gw=gw)
+    return app
+
+
+async def replay(gw: Gateway, payload_id: int) -> Answer:
+    """ReplayPayload: run a stored payload through its route again, as the key that sent it
+    (its signature was checked when it arrived; the nonce is not checked again)."""
+    async with gw.db.session() as session:
+        payload = await inbound.load_payload(session, payload_id)
+        route = ingest.ROUTES.get(payload.route)
+        if route is None:
+            raise FailedPrecondition(f"payload {payload_id} has no replayable route")
+        key_id = payload.headers.get("x-omni-key", "")
+        if route.style != "omni":
+            key_id = dict(parse_qsl(payload.path.partition("?")[2])).get("app_key", "")
+        found = await load_key(session, key_id)
+        if found is None:
+            raise FailedPrecondition(f"payload {payload_id} was not sent with a known key")
+        cred = found[0]
+        channel = await get_channel(session, cred.channel_id)
+    caller = security.caller_of(cred)
+    try:
+        body = route.model.model_validate_json(payload.body)
+        return await route.handler(gw, channel, body, payload_id, caller)
+    except Exception as exc:
+        known = errors.from_exception(exc)
+        if known is None:
+            raise
+        return Answer(known[0], known[1])
+
+
+async def serve_http(runtime: Runtime, gw: Gateway | None = None) -> None:
+    gateway = gw or Gateway(runtime.db, runtime.uow_factory, Peers(runtime.settings))
+    app = create_app(gateway)
+    app.include_router(status_router(runtime.settings))
+    config = uvicorn.Config(
+        app,
+        host=runtime.settings.grpc_host,
+        port=runtime.settings.gateway_http_port,
+        log_config=None,
+        access_log=False,
+    )
+    server = uvicorn.Server(config)
+    try:
+        await server.serve()
+    except asyncio.CancelledError:
+        server.should_exit = True
+        raise

@@ -1,0 +1,307 @@
+"""What each inbound route does once the request is authentic: the connector translates,
+the gateway accepts (once), and the answer goes back in JSON. The HTTP API and
+ReplayPayload both come through here, so a replay does exactly what the original did."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from omni.order.v1 import order_pb2
+from pydantic import BaseModel
+
+from libs.db import Database
+from libs.errors import NotFound, PermissionDenied
+from libs.unit_of_work import UnitOfWorkFactory
+from services.gateway import metrics
+from services.gateway.adapters.peers import Peers
+from services.gateway.connectors import distributor, jd, local_life, pos, tmall, web_mall
+from services.gateway.domain.access import Caller, require_scope
+from services.gateway.service_layer import inbound
+from services.gateway.service_layer.channels import Channel
+
+
+@dataclass(frozen=True)
+class Gateway:
+    """What the HTTP side and the servicer share."""
+
+    db: Database
+    uow_factory: UnitOfWorkFactory
+    peers: Peers
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    body: dict[str, Any]
+
+
+Handler = Callable[[Gateway, Channel, Any, int | None, Caller], Awaitable[Answer]]
+
+
+def order_answer(accepted: inbound.AcceptedOrder) -> Answer:
+    return Answer(
+        201 if accepted.created else 200,
+        {
+            "order_id": accepted.order_id,
+            "channel_order_id": accepted.channel_order_id,
+            "status": accepted.status,
+            "duplicate": not accepted.created,
+        },
+    )
+
+
+PAID_ONLINE = order_pb2.PAYMENT_STATE_PAID_ONLINE
+PAID_AT_POS = order_pb2.PAYMENT_STATE_PAID_AT_POS
+
+
+async def capture(
+    gw: Gateway,
+    channel: Channel,
+    order: order_pb2.Order,
+    payload_id: int | None,
+    payment: order_pb2.PaymentState.ValueType,
+    partner_id: str = "",
+) -> Answer:
+    """A channel order reaches the platform once: a retry the gateway already accepted is
+    answered from its own table; otherwise the order service captures it (idempotent by a
+    request id derived from the content, and by channel + channel order id), then the
+    gateway records it. A crash between the two is healed by the channel's retry."""
+    order.stock_channel = channel.config.stock_channel
+    async with gw.db.session() as session:
+        existing = await inbound.find_order_or_none(
+            session, order.channel_id, order.channel_order_id
+        )
+    if existing is not None:
+        metrics.ORDERS.labels(channel_kind=channel.config.kind, outcome="duplicate").inc()
+        return order_answer(existing)
+    digest = hashlib.sha256(order.SerializeToString(deterministic=True)).hexdigest()
+    platform = await gw.peers.capture_order(f"gw:{digest[:48]}", order, payment)
+    order.order_id = platform.order_id
+    return order_answer(await inbound.accept_order(gw.uow_factory, order, payload_id, partner_id))
+
+
+def _connector(channel: Channel, *allowed: str) -> None:
+    if channel.config.connector not in allowed:
+        raise NotFound(
+            f"channel {channel.config.channel_id} uses the {channel.config.connector} connector"
+        )
+
+
+async def pos_sale(
+    gw: Gateway, channel: Channel, body: pos.PosSaleIn, payload_id: int | None, caller: Caller
+) -> Answer:
+    _connector(channel, "pos")
+    require_scope(caller, "orders:write")
+    order = pos.store_sale(channel.config.channel_id, body)
+    return await capture(gw, channel, order, payload_id, PAID_AT_POS)
+
+
+async def pos_endless_aisle(
+    gw: Gateway, channel: Channel, body: pos.EndlessAisleIn, payload_id: int | None, caller: Caller
+) -> Answer:
+    _connector(channel, "pos")
+    require_scope(caller, "orders:write")
+    order = pos.endless_aisle(channel.config.channel_id, body)
+    return await capture(gw, channel, order, payload_id, PAID_AT_POS)
+
+
+async def pos_member_scan(
+    gw: Gateway, channel: Channel, body: pos.MemberScanIn, payload_id: int | None, caller: Caller
+) -> Answer:
+    """The member code shown in the app, scanned at the till: who the member is (no
+    personal data beyond the masked name the member service returns)."""
+    _connector(channel, "pos")
+    require_scope(caller, "members:read")
+    member = await gw.peers.member_by_code(f"gw-scan-{body.store_id}-{body.code}", body.code)
+    return Answer(
+        200,
+        {
+            "member_id": member.member_id,
+            "tier": member.tier,
+            "points_balance": member.points_balance,
+            "owner_guide_staff_id": member.owner_guide_staff_id,
+        },
+    )
+
+
+async def pos_member_sign_up(
+    gw: Gateway, channel: Channel, body: pos.MemberSignUpIn, payload_id: int | None, caller: Caller
+) -> Answer:
+    """Sign-up at the till with a guide; the same phone again is the same member (the
+    member service dedupes by phone), so a retried request is safe."""
+    _connector(channel, "pos")
+    require_scope(caller, "members:write")
+    digest = hashlib.sha256(body.model_dump_json().encode()).hexdigest()[:40]
+    member = await gw.peers.sign_up_with_guide(
+        f"gw:signup:{digest}", body.phone, body.name, body.store_id, body.guide_staff_id
+    )
+    return Answer(
+        201,
+        {
+            "member_id": member.member_id,
+            "tier": member.tier,
+            "points_balance": member.points_balance,
+            "owner_guide_staff_id": member.owner_guide_staff_id,
+        },
+    )
+
+
+async def pos_return(
+    gw: Gateway, channel: Channel, body: pos.CounterReturnIn, payload_id: int | None, caller: Caller
+) -> Answer:
+    _connector(channel, "pos")
+    require_scope(caller, "returns:write")
+    command = pos.counter_return(channel.config.channel_id, body)
+    async with gw.db.session() as session:
+        if await inbound.find_order_by_id(session, command.order_id) is None:
+            raise NotFound(f"order {command.order_id} was not taken through this gateway")
+    platform = await gw.peers.get_order(command.order_id)
+    lines = pos.platform_lines(command.lines, [x.line_id for x in platform.order.lines])
+    received = await gw.peers.receive_return(
+        f"gw:return:{command.channel_id}:{command.return_id}"[:128],
+        command.order_id,
+        command.receiving_location_id,
+        lines,
+    )
+    created = await inbound.record_return(gw.uow_factory, command)
+    return Answer(
+        201 if created else 200,
+        {
+            "return_id": body.return_id,
+            "platform_return_id": received.return_id,
+            "order_id": body.order_id,
+            "refund_minor": received.refund_total.amount_minor,
+            "duplicate": not created,
+        },
+    )
+
+
+async def mall_order(
+    gw: Gateway,
+    channel: Channel,
+    body: web_mall.MallOrderIn,
+    payload_id: int | None,
+    caller: Caller,
+) -> Answer:
+    _connector(channel, "web_mall")
+    require_scope(caller, "orders:write")
+    order = web_mall.mall_order(channel.config.channel_id, body)
+    return await capture(gw, channel, order, payload_id, PAID_ONLINE)
+
+
+async def tmall_trade(
+    gw: Gateway, channel: Channel, body: tmall.TmallTradeIn, payload_id: int | None, caller: Caller
+) -> Answer:
+    _connector(channel, "tmall")
+    require_scope(caller, "orders:write")
+    mapping = await gw.peers.sku_codes_for(channel.config.channel_id, tmall.external_ids(body))
+    order = tmall.trade(channel.config.channel_id, body, mapping)
+    return await capture(gw, channel, order, payload_id, PAID_ONLINE)
+
+
+async def jd_order(
+    gw: Gateway, channel: Channel, body: jd.JdOrderIn, payload_id: int | None, caller: Caller
+) -> Answer:
+    _connector(channel, "jd")
+    require_scope(caller, "orders:write")
+    mapping = await gw.peers.sku_codes_for(channel.config.channel_id, jd.external_ids(body))
+    order = jd.order(channel.config.channel_id, body, mapping)
+    return await capture(gw, channel, order, payload_id, PAID_ONLINE)
+
+
+async def shop_order(
+    gw: Gateway,
+    channel: Channel,
+    body: distributor.ShopOrderIn,
+    payload_id: int | None,
+    caller: Caller,
+) -> Answer:
+    """A distributor shop's order; a partner key may only submit as its own distributor."""
+    require_scope(caller, "orders:write")
+    if caller.owner_kind == "partner" and body.distributor_id != caller.owner_id:
+        raise PermissionDenied("a partner submits orders only as its own distributor")
+    order = distributor.shop_order(channel.config.channel_id, body)
+    partner = caller.owner_id if caller.owner_kind == "partner" else ""
+    return await capture(gw, channel, order, payload_id, PAID_ONLINE, partner)
+
+
+async def distributor_order(
+    gw: Gateway,
+    channel: Channel,
+    body: distributor.ShopOrderIn,
+    payload_id: int | None,
+    caller: Caller,
+) -> Answer:
+    _connector(channel, "distributor_shop")
+    return await shop_order(gw, channel, body, payload_id, caller)
+
+
+async def voucher_order(
+    gw: Gateway,
+    channel: Channel,
+    body: local_life.VoucherOrderIn,
+    payload_id: int | None,
+    caller: Caller,
+) -> Answer:
+    _connector(channel, "local_life")
+    require_scope(caller, "orders:write")
+    order = local_life.voucher_order(channel.config.channel_id, body)
+    return await capture(gw, channel, order, payload_id, PAID_ONLINE)
+
+
+async def voucher_redemption(
+    gw: Gateway,
+    channel: Channel,
+    body: local_life.RedemptionIn,
+    payload_id: int | None,
+    caller: Caller,
+) -> Answer:
+    _connector(channel, "local_life")
+    require_scope(caller, "orders:write")
+    redemption = local_life.redemption(channel.config.channel_id, body)
+    accepted = await inbound.redeem(gw.uow_factory, redemption)
+    # The goods are handed over at the store; idempotent by request ids, so a repeated
+    # redemption (or one retried after a failure here) only finishes what is left.
+    await gw.peers.hand_over_at_store(
+        f"gw:redeem:{accepted.order_id}", accepted.order_id, redemption.store_id
+    )
+    return Answer(
+        200,
+        {
+            "order_id": accepted.order_id,
+            "channel_order_id": accepted.channel_order_id,
+            "status": accepted.status,
+            "duplicate": not accepted.created,
+        },
+    )
+
+
+@dataclass(frozen=True)
+class Route:
+    name: str
+    # "omni" signature headers, or a marketplace's own scheme.
+    style: str
+    model: type[BaseModel]
+    handler: Handler
+
+
+ROUTES: dict[str, Route] = {
+    r.name: r
+    for r in (
+        Route("pos.sales", "omni", pos.PosSaleIn, pos_sale),
+        Route("pos.endless-aisle-orders", "omni", pos.EndlessAisleIn, pos_endless_aisle),
+        Route("pos.member-scans", "omni", pos.MemberScanIn, pos_member_scan),
+        Route("pos.returns", "omni", pos.CounterReturnIn, pos_return),
+        Route("pos.member-sign-ups", "omni", pos.MemberSignUpIn, pos_member_sign_up),
+        Route("mall.orders", "omni", web_mall.MallOrderIn, mall_order),
+        Route("tmall.trades", "tmall", tmall.TmallTradeIn, tmall_trade),
+        Route("jd.orders", "jd", jd.JdOrderIn, jd_order),
+        Route("distributor.orders", "omni", distributor.ShopOrderIn, distributor_order),
+        Route("local-life.vouchers", "omni", local_life.VoucherOrderIn, voucher_order),
+        Route("local-life.redemptions", "omni", local_life.RedemptionIn, voucher_redemption),
+        Route("open.orders", "omni", distributor.ShopOrderIn, shop_order),
+    )
+}

@@ -1,0 +1,50 @@
+"""The inventory service as a process: servicer, migrations, consumer of catalog events and
+the reservation sweeper."""
+
+from __future__ import annotations
+
+from collections.abc import Coroutine, Sequence
+from pathlib import Path
+from typing import Any
+
+import grpc
+from omni.inventory.v1 import inventory_service_pb2_grpc
+
+from libs.config import ConfigError
+from libs.service_app import ConsumerSpec, Runtime, ServiceDefinition
+from services.inventory.entrypoints import catalog_events
+from services.inventory.entrypoints.grpc_servicer import InventoryServicer
+from services.inventory.entrypoints.sweeper import run_sweeper
+
+SWEEP_INTERVAL_VAR = "OMNI_INVENTORY_SWEEP_INTERVAL_SECONDS"
+SWEEP_BATCH_VAR = "OMNI_INVENTORY_SWEEP_BATCH"
+
+
+def register(server: grpc.aio.Server, runtime: Runtime) -> None:
+    inventory_service_pb2_grpc.add_InventoryServiceServicer_to_server(
+        InventoryServicer(runtime.uow_factory), server
+    )
+
+
+def consumers(runtime: Runtime) -> Sequence[ConsumerSpec]:
+    return [ConsumerSpec("catalog-events", ["catalog"], catalog_events.SUBSCRIPTIONS)]
+
+
+def background(runtime: Runtime) -> Sequence[Coroutine[Any, Any, None]]:
+    extra = runtime.settings.extra
+    try:
+        interval = float(extra.get(SWEEP_INTERVAL_VAR) or 1.0)
+        batch = int(extra.get(SWEEP_BATCH_VAR) or 100)
+    except ValueError as exc:
+        raise ConfigError(f"{SWEEP_INTERVAL_VAR} / {SWEEP_BATCH_VAR} must be numbers") from exc
+    return [run_sweeper(runtime.uow_factory, interval, batch)]
+
+
+definition = ServiceDefinition(
+    name="inventory",
+    grpc_service_name="omni.inventory.v1.InventoryService",
+    migrations_dir=Path(__file__).parent / "migrations",
+    register=register,
+    consumers=consumers,
+    background=background,
+)

@@ -1,0 +1,34 @@
+"""Platform tables and tracked SKUs.
+
+Revision ID: 0001
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+from libs.platform_tables import create_platform_tables
+
+revision = "0001"
+down_revision = None
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    create_platform_tables(op)
+    op.create_table(
+        "tracked_skus",
+        sa.Column("sku_code", sa.Text, primary_key=True),
+        sa.Column("style_code", sa.Text, nullable=False),
+        sa.Column("barcode", sa.Text, nullable=False, server_default=""),
+        sa.Column(
+            "tracked_since",
+            sa.DateTime(timezone=True),
+            nullable=False,
+            server_default=sa.func.now(),
+        ),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("tracked_skus")

@@ -1,0 +1,69 @@
+"""E-member codes: issued to the app, resolved (and spent) by the POS."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any, cast
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert
+
+from libs.errors import DomainError, FailedPrecondition
+from libs.unit_of_work import UnitOfWork
+from services.member import metrics
+from services.member.adapters.member_repository import MemberRepository
+from services.member.adapters.tables import spent_member_codes
+from services.member.domain import member_codes
+from services.member.domain.members import Member
+from services.member.service_layer.members import require_usable
+
+# Spent ids are kept a while past expiry: an expired code is refused by its signature's
+# timestamp anyway, so the row is only needed until then (plus clock skew).
+SPENT_RETENTION = timedelta(minutes=10)
+
+
+async def issue_code(
+    uow: UnitOfWork, key: bytes, member_id: str, now: datetime, ttl: timedelta
+) -> tuple[str, datetime]:
+    await require_usable(MemberRepository(uow.session), member_id)
+    text, code = member_codes.issue(key, member_id, now, ttl)
+    metrics.MEMBER_CODES.labels("issued").inc()
+    return text, code.expires_at
+
+
+async def resolve_code(uow: UnitOfWork, key: bytes, text: str, now: datetime) -> Member:
+    """The member behind a genuine, unexpired, unspent code; spends it. Forged →
+    INVALID_ARGUMENT, expired or already used → FAILED_PRECONDITION."""
+    try:
+        code = member_codes.verify(key, text, now)
+    except DomainError as error:
+        metrics.MEMBER_CODES.labels(
+            "expired" if isinstance(error, FailedPrecondition) else "forged"
+        ).inc()
+        raise
+    spent = (
+        await uow.session.execute(
+            insert(spent_member_codes)
+            .values(
+                code_id=code.code_id,
+                member_id=code.member_id,
+                expires_at=code.expires_at,
+                spent_at=sa.func.now(),
+            )
+            .on_conflict_do_nothing()
+            .returning(spent_member_codes.c.code_id)
+        )
+    ).first()
+    if spent is None:
+        metrics.MEMBER_CODES.labels("replayed").inc()
+        raise FailedPrecondition("member code already used; show a fresh one")
+    member = await MemberRepository(uow.session).require_active(code.member_id)
+    metrics.MEMBER_CODES.labels("resolved").inc()
+    return member
+
+
+async def purge_spent(uow: UnitOfWork, now: datetime) -> int:
+    result = await uow.session.execute(
+        spent_member_codes.delete().where(spent_member_codes.c.expires_at < now - SPENT_RETENTION)
+    )
+    return int(cast(sa.CursorResult[Any], result).rowcount)

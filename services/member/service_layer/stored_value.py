@@ -1,0 +1,203 @@
+"""Stored-value e-card (储值卡) use cases. Each entry is idempotent by its request id (the
+servicer runs them through run_idempotent); the balance never goes negative because every
+debit is one conditional UPDATE (and a CHECK constraint backs it); each entry records the
+balance after it, so the ledger sums to the balance."""
+
+from __future__ import annotations
+
+import uuid
+
+import sqlalchemy as sa
+
+from libs.errors import FailedPrecondition, NotFound, Validator
+from libs.unit_of_work import UnitOfWork
+from services.member import metrics
+from services.member.adapters.member_repository import MemberRepository
+from services.member.adapters.tables import members, stored_value_entries
+from services.member.domain.members import MemberState
+from services.member.domain.stored_value import (
+    StoredValueEntryKind,
+    check_refund,
+    validate_amount,
+    validate_recharge,
+)
+from services.member.service_layer.members import require_usable
+
+Row = sa.Row[tuple[object, ...]]
+MAX_REFERENCE_LENGTH = 100
+
+
+def _check_reference(v: Validator, reference: str) -> None:
+    v.check(
+        len(reference) <= MAX_REFERENCE_LENGTH,
+        "reference",
+        f"must be at most {MAX_REFERENCE_LENGTH} characters",
+    )
+
+
+async def write_entry(
+    uow: UnitOfWork,
+    member_id: str,
+    kind: StoredValueEntryKind,
+    amount_minor: int,
+    balance_after: int,
+    *,
+    payment_entry_id: uuid.UUID | None = None,
+    reference: str = "",
+) -> Row:
+    entry = (
+        await uow.session.execute(
+            stored_value_entries.insert()
+            .values(
+                entry_id=uuid.uuid4(),
+                member_id=member_id,
+                kind=int(kind),
+                amount_minor=amount_minor,
+                balance_after=balance_after,
+                payment_entry_id=payment_entry_id,
+                reference=reference,
+                created_at=sa.func.now(),
+            )
+            .returning(stored_value_entries)
+        )
+    ).one()
+    metrics.STORED_VALUE_ENTRIES.labels(kind.name.lower()).inc()
+    metrics.STORED_VALUE_AMOUNT.labels(kind.name.lower()).inc(abs(amount_minor))
+    return entry
+
+
+async def _credit(uow: UnitOfWork, member_id: str, amount_minor: int) -> int:
+    balance = (
+        await uow.session.execute(
+            members.update()
+            .where(members.c.member_id == member_id, members.c.state == int(MemberState.ACTIVE))
+            .values(stored_value_minor=members.c.stored_value_minor + amount_minor)
+            .returning(members.c.stored_value_minor)
+        )
+    ).scalar_one_or_none()
+    if balance is None:
+        raise FailedPrecondition(f"member {member_id} is not active")
+    return int(balance)
+
+
+async def recharge(
+    uow: UnitOfWork, member_id: str, currency: str, amount_minor: int, reference: str
+) -> Row:
+    v = Validator()
+    validate_recharge(v, currency, amount_minor)
+    _check_reference(v, reference)
+    v.raise_if_any()
+    await require_usable(MemberRepository(uow.session), member_id)
+    balance = await _credit(uow, member_id, amount_minor)
+    return await write_entry(
+        uow, member_id, StoredValueEntryKind.RECHARGE, amount_minor, balance, reference=reference
+    )
+
+
+async def pay(
+    uow: UnitOfWork, member_id: str, currency: str, amount_minor: int, reference: str
+) -> Row:
+    """Debit the card; FAILED_PRECONDITION when the balance does not cover the amount."""
+    v = Validator()
+    validate_amount(v, currency, amount_minor)
+    _check_reference(v, reference)
+    v.raise_if_any()
+    await require_usable(MemberRepository(uow.session), member_id)
+    balance = (
+        await uow.session.execute(
+            members.update()
+            .where(
+                members.c.member_id == member_id,
+                members.c.state == int(MemberState.ACTIVE),
+                members.c.stored_value_minor >= amount_minor,
+            )
+            .values(stored_value_minor=members.c.stored_value_minor - amount_minor)
+            .returning(members.c.stored_value_minor)
+        )
+    ).scalar_one_or_none()
+    if balance is None:
+        metrics.STORED_VALUE_REFUSED.inc()
+        raise FailedPrecondition("the stored-value balance does not cover the payment")
+    return await write_entry(
+        uow, member_id, StoredValueEntryKind.PAYMENT, -amount_minor, balance, reference=reference
+    )
+
+
+async def refund(
+    uow: UnitOfWork,
+    member_id: str,
+    payment_entry_id: str,
+    currency: str,
+    amount_minor: int,
+    reference: str,
+) -> Row:
+    """Give back (part of) a payment of this member; refunds of one payment never exceed it
+    (the payment row is locked while its refunds are summed)."""
+    v = Validator()
+    validate_amount(v, currency, amount_minor)
+    _check_reference(v, reference)
+    payment_uuid: uuid.UUID | None = None
+    try:
+        payment_uuid = uuid.UUID(payment_entry_id)
+    except ValueError:
+        v.add("payment_entry_id", "must be the entry id of a payment")
+    v.raise_if_any()
+    assert payment_uuid is not None
+    await require_usable(MemberRepository(uow.session), member_id)
+    payment = (
+        await uow.session.execute(
+            sa.select(stored_value_entries)
+            .where(stored_value_entries.c.entry_id == payment_uuid)
+            .with_for_update()
+        )
+    ).first()
+    if (
+        payment is None
+        or payment.member_id != member_id
+        or payment.kind != int(StoredValueEntryKind.PAYMENT)
+    ):
+        raise NotFound(f"payment {payment_entry_id} of member {member_id} does not exist")
+    refunded = (
+        await uow.session.execute(
+            sa.select(sa.func.coalesce(sa.func.sum(stored_value_entries.c.amount_minor), 0)).where(
+                stored_value_entries.c.payment_entry_id == payment_uuid
+            )
+        )
+    ).scalar_one()
+    check_refund(-int(payment.amount_minor), int(refunded), amount_minor)
+    balance = await _credit(uow, member_id, amount_minor)
+    return await write_entry(
+        uow,
+        member_id,
+        StoredValueEntryKind.REFUND,
+        amount_minor,
+        balance,
+        payment_entry_id=payment_uuid,
+        reference=reference,
+    )
+
+
+async def list_entries(
+    uow: UnitOfWork, member_id: str, limit: int, after_seq: int | None
+) -> list[Row]:
+    await MemberRepository(uow.session).require(member_id)
+    query = (
+        sa.select(stored_value_entries)
+        .where(stored_value_entries.c.member_id == member_id)
+        .order_by(stored_value_entries.c.seq)
+        .limit(limit + 1)
+    )
+    if after_seq is not None:
+        query = query.where(stored_value_entries.c.seq > after_seq)
+    return list((await uow.session.execute(query)).all())
+
+
+async def ledger_sum(uow: UnitOfWork, member_id: str) -> int:
+    total = (
+        await uow.session.execute(
+            sa.select(sa.func.coalesce(sa.func.sum(stored_value_entries.c.amount_minor), 0)).where(
+                stored_value_entries.c.member_id == member_id
+            )
+        )
+    ).scalar_one()
+    return int(total)

@@ -1,0 +1,287 @@
+"""The inventory peer as the order service needs it (gRPC through libs.grpc_client).
+
+Every mutating call carries a request_id derived from the order (or fulfilment) so that a
+retry after a crash is the same call to inventory, never a second hold or a second sale.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import grpc
+from omni.inventory.v1 import inventory_pb2 as res
+from omni.inventory.v1 import inventory_service_pb2 as inv
+from omni.inventory.v1 import inventory_service_pb2_grpc as inv_grpc
+
+from libs.config import Settings
+from libs.errors import FailedPrecondition, Unavailable
+from libs.grpc_client import peer_channel
+from services.order.domain.routing import Candidate, Capability, haversine_meters
+
+CAPABILITIES = {
+    res.CAPABILITY_EXPRESS_SHIPPING: Capability.EXPRESS_SHIPPING,
+    res.CAPABILITY_SAME_CITY_DELIVERY: Capability.SAME_CITY_DELIVERY,
+    res.CAPABILITY_PICKUP: Capability.PICKUP,
+    res.CAPABILITY_TRANSFER: Capability.TRANSFER,
+}
+# The longest hold inventory grants: the order service ends holds itself (unpaid expiry,
+# cancel), so inventory's own expiry is only the last safety net.
+MAX_HOLD_SECONDS = 7 * 24 * 3600
+SEARCH_RADIUS_METERS = 1_000_000.0
+
+TRANSIENT = {
+    grpc.StatusCode.UNAVAILABLE,
+    grpc.StatusCode.DEADLINE_EXCEEDED,
+    grpc.StatusCode.ABORTED,
+    grpc.StatusCode.RESOURCE_EXHAUSTED,
+    grpc.StatusCode.CANCELLED,
+}
+
+
+class StockRefused(FailedPrecondition):
+    """Inventory refused a hold or a transfer (e.g. not enough stock); the workflow
+    compensates, and a caller that meets it sees FAILED_PRECONDITION."""
+
+
+@dataclass(frozen=True)
+class Place:
+    location_id: str
+    city: str
+    latitude: float
+    longitude: float
+    capabilities: frozenset[Capability]
+
+
+@dataclass(frozen=True)
+class HoldLine:
+    line_id: str
+    sku_code: str
+    location_id: str
+    quantity: int
+
+
+def _raise(exc: grpc.aio.AioRpcError, what: str) -> None:
+    if exc.code() in TRANSIENT:
+        raise Unavailable(f"inventory unavailable during {what}: {exc.details()}") from exc
+    if exc.code() == grpc.StatusCode.FAILED_PRECONDITION:
+        raise StockRefused(exc.details() or what) from exc
+    raise exc
+
+
+class InventoryClient:
+    def __init__(self, settings: Settings) -> None:
+        self._channel = peer_channel(settings, "inventory")
+        self._stub = inv_grpc.InventoryServiceStub(self._channel)
+
+    async def close(self) -> None:
+        await self._channel.close()
+
+    async def place(self, location_id: str) -> Place | None:
+        try:
+            got = await self._stub.GetLocation(inv.GetLocationRequest(location_id=location_id))
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() in {grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT}:
+                return None
+            _raise(exc, "GetLocation")
+            raise
+        loc = got.location
+        if not loc.active:
+            return None
+        return Place(
+            loc.location_id,
+            loc.city,
+            loc.latitude,
+            loc.longitude,
+            frozenset(CAPABILITIES[c] for c in loc.capabilities if c in CAPABILITIES),
+        )
+
+    async def candidates(
+        self,
+        channel: str,
+        wanted: dict[str, int],
+        point: tuple[float, float] | None,
+        need_open_state: bool,
+    ) -> list[Candidate]:
+        """Every location serving the channel that holds some wanted SKU: ATP per location
+        from GetAvailability, distance/city/capabilities from FindNearestStock around the
+        point (and GetLocation for holders beyond it), open-now from a second search."""
+        try:
+            atp = await self._stub.GetAvailability(
+                inv.GetAvailabilityRequest(
+                    channel=channel, sku_codes=sorted(wanted), include_locations=True
+                )
+            )
+        except grpc.aio.AioRpcError as exc:
+            _raise(exc, "GetAvailability")
+            raise
+        available: dict[str, dict[str, int]] = {}
+        for sku in atp.skus:
+            for level in sku.locations:
+                if level.available > 0:
+                    available.setdefault(level.location_id, {})[sku.sku_code] = level.available
+        places: dict[str, tuple[Place, float | None]] = {}
+        open_ids: set[str] | None = None
+        if point is not None:
+            skus = [res.SkuQuantity(sku_code=s, quantity=1) for s in sorted(wanted)]
+            for open_now in (False, True) if need_open_state else (False,):
+                try:
+                    found = await self._stub.FindNearestStock(
+                        inv.FindNearestStockRequest(
+                            latitude=point[0],
+                            longitude=point[1],
+                            radius_meters=SEARCH_RADIUS_METERS,
+                            skus=skus,
+                            channel=channel,
+                            open_now=open_now,
+                            max_results=200,
+                        )
+                    )
+                except grpc.aio.AioRpcError as exc:
+                    _raise(exc, "FindNearestStock")
+                    raise
+                if open_now:
+                    open_ids = {n.location.location_id for n in found.locations}
+                    continue
+                for near in found.locations:
+                    loc = near.location
+                    places[loc.location_id] = (
+                        Place(
+                            loc.location_id,
+                            loc.city,
+                            loc.latitude,
+                            loc.longitude,
+                            frozenset(
+                                CAPABILITIES[c] for c in loc.capabilities if c in CAPABILITIES
+                            ),
+                        ),
+                        near.distance_meters,
+                    )
+        result: list[Candidate] = []
+        for location_id, stock in sorted(available.items()):
+            if location_id in places:
+                place, distance = places[location_id]
+            else:
+                found_place = await self.place(location_id)
+                if found_place is None:
+                    continue
+                place = found_place
+                distance = (
+                    haversine_meters(point[0], point[1], place.latitude, place.longitude)
+                    if point is not None
+                    else None
+                )
+            result.append(
+                Candidate(
+                    location_id=location_id,
+                    city=place.city,
+                    capabilities=place.capabilities,
+                    available=stock,
+                    distance_meters=distance,
+                    open_now=open_ids is None or location_id in open_ids,
+                )
+            )
+        return result
+
+    async def reserve(self, key: str, channel: str, lines: Sequence[HoldLine]) -> None:
+        try:
+            await self._stub.Reserve(
+                inv.ReserveRequest(
+                    request_id=f"reserve:{key}",
+                    order_id=key,
+                    channel=channel,
+                    lines=[
+                        res.ReservationLine(
+                            line_id=line.line_id,
+                            sku_code=line.sku_code,
+                            location_id=line.location_id,
+                            quantity=line.quantity,
+                        )
+                        for line in lines
+                    ],
+                    ttl_seconds=MAX_HOLD_SECONDS,
+                )
+            )
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() == grpc.StatusCode.INVALID_ARGUMENT:
+                # E.g. a location stopped serving the channel since routing: refuse the hold.
+                raise StockRefused(exc.details() or "hold refused") from exc
+            _raise(exc, "Reserve")
+
+    async def release(self, key: str, reason: str) -> None:
+        try:
+            await self._stub.ReleaseReservation(
+                inv.ReleaseReservationRequest(
+                    request_id=f"release:{key}", order_id=key, reason=reason
+                )
+            )
+        except grpc.aio.AioRpcError as exc:
+            # Never held (crash before the hold) or already ended: nothing to give back.
+            if exc.code() in {grpc.StatusCode.NOT_FOUND, grpc.StatusCode.FAILED_PRECONDITION}:
+                return
+            _raise(exc, "ReleaseReservation")
+
+    async def confirm(self, key: str) -> None:
+        try:
+            await self._stub.ConfirmReservation(
+                inv.ConfirmReservationRequest(request_id=f"confirm:{key}", order_id=key)
+            )
+        except grpc.aio.AioRpcError as exc:
+            _raise(exc, "ConfirmReservation")
+
+    async def request_transfer(
+        self, request_id: str, from_id: str, to_id: str, lines: dict[str, int], reason: str
+    ) -> str:
+        try:
+            got = await self._stub.RequestTransfer(
+                inv.RequestTransferRequest(
+                    request_id=request_id,
+                    from_location_id=from_id,
+                    to_location_id=to_id,
+                    lines=[
+                        res.SkuQuantity(sku_code=s, quantity=q) for s, q in sorted(lines.items())
+                    ],
+                    reason=reason,
+                )
+            )
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() == grpc.StatusCode.INVALID_ARGUMENT:
+                raise StockRefused(exc.details() or "transfer refused") from exc
+            _raise(exc, "RequestTransfer")
+            raise
+        return got.transfer.transfer_id
+
+    async def ship_transfer(self, request_id: str, transfer_id: str) -> None:
+        try:
+            await self._stub.ShipTransfer(
+                inv.ShipTransferRequest(request_id=request_id, transfer_id=transfer_id)
+            )
+        except grpc.aio.AioRpcError as exc:
+            _raise(exc, "ShipTransfer")
+
+    async def receive_transfer(self, request_id: str, transfer_id: str) -> None:
+        try:
+            await self._stub.ReceiveTransfer(
+                inv.ReceiveTransferRequest(request_id=request_id, transfer_id=transfer_id)
+            )
+        except grpc.aio.AioRpcError as exc:
+            _raise(exc, "ReceiveTransfer")
+
+    async def restock_return(
+        self, key: str, location_id: str, sku_code: str, quantity: int, reference: str
+    ) -> None:
+        try:
+            await self._stub.RecordMovement(
+                inv.RecordMovementRequest(
+                    request_id=f"return:{key}",
+                    location_id=location_id,
+                    sku_code=sku_code,
+                    kind=res.MOVEMENT_KIND_RETURN,
+                    quantity=quantity,
+                    reason="customer return",
+                    idempotency_key=f"order-return:{key}",
+                    reference=reference,
+                )
+            )
+        except grpc.aio.AioRpcError as exc:
+            _raise(exc, "RecordMovement")

@@ -1,0 +1,286 @@
+"""Routing rules one by one, and properties over random stock pictures."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from services.order.domain.routing import (
+    Candidate,
+    Capability,
+    Decision,
+    Line,
+    Request,
+    Rules,
+    Strategy,
+    route,
+)
+
+ALL = frozenset(Capability)
+EXPRESS = Request(
+    Strategy.SHIP_TO_CUSTOMER,
+    (Line("L1", "A", 1),),
+    city="Shanghai",
+    capability=Capability.EXPRESS_SHIPPING,
+)
+
+
+def cand(
+    location_id: str,
+    stock: dict[str, int],
+    *,
+    city: str = "Shanghai",
+    km: float | None = 1.0,
+    caps: frozenset[Capability] = ALL,
+    open_now: bool = True,
+) -> Candidate:
+    return Candidate(location_id, city, caps, stock, None if km is None else km * 1000, open_now)
+
+
+def verdicts(decision: Decision) -> dict[str, str]:
+    return {v.location_id: v.reason for v in decision.verdicts}
+
+
+def test_capability_for_the_mode() -> None:
+    d = route(
+        EXPRESS,
+        [cand("NOCAP", {"A": 5}, km=0.1, caps=frozenset({Capability.PICKUP})), cand("W", {"A": 5})],
+        Rules(),
+    )
+    assert [leg.location_id for leg in d.legs] == ["W"]
+    assert "express_shipping" in verdicts(d)["NOCAP"]
+
+
+def test_stock_must_cover_the_line() -> None:
+    d = route(EXPRESS, [cand("SHORT", {"A": 0}, km=0.1), cand("W", {"A": 1}, km=9)], Rules())
+    assert [leg.location_id for leg in d.legs] == ["W"]
+    assert "no available stock" in verdicts(d)["SHORT"]
+
+
+def test_same_city_first_then_distance() -> None:
+    near_other_city = cand("HZ", {"A": 5}, city="Hangzhou", km=1)
+    far_same_city = cand("SH", {"A": 5}, km=40)
+    d = route(EXPRESS, [near_other_city, far_same_city], Rules())
+    assert d.legs[0].location_id == "SH"
+    d = route(EXPRESS, [near_other_city, far_same_city], Rules(same_city_first=False))
+    assert d.legs[0].location_id == "HZ"
+    d = route(EXPRESS, [cand("FAR", {"A": 5}, km=9), cand("NEAR", {"A": 5}, km=2)], Rules())
+    assert d.legs[0].location_id == "NEAR"
+    assert "ranked below NEAR" in verdicts(d)["FAR"]
+
+
+def test_channel_priority_breaks_distance_ties() -> None:
+    both = [cand("A1", {"A": 5}, km=2.1), cand("B1", {"A": 5}, km=2.4)]
+    assert route(EXPRESS, both, Rules()).legs[0].location_id == "A1"
+    tolerant = Rules(location_priority=("B1",), distance_tolerance_meters=1000)
+    assert route(EXPRESS, both, tolerant).legs[0].location_id == "B1"
+    excluded = Rules(excluded_location_ids=frozenset({"A1"}))
+    d = route(EXPRESS, both, excluded)
+    assert d.legs[0].location_id == "B1"
+    assert "excluded" in verdicts(d)["A1"]
+
+
+def test_one_location_for_everything_beats_a_nearer_split() -> None:
+    request = Request(
+        Strategy.SHIP_TO_CUSTOMER,
+        (Line("L1", "A", 1), Line("L2", "B", 1)),
+        city="Shanghai",
+    )
+    d = route(
+        request,
+        [
+            cand("NA", {"A": 1}, km=1),
+            cand("NB", {"B": 1}, km=1),
+            cand("FAR", {"A": 1, "B": 1}, km=30),
+        ],
+        Rules(),
+    )
+    assert [leg.location_id for leg in d.legs] == ["FAR"]
+    assert "serves the whole order" in verdicts(d)["NA"]
+
+
+def test_split_when_needed_with_fewest_locations() -> None:
+    request = Request(
+        Strategy.SHIP_TO_CUSTOMER,
+        (Line("L1", "A", 1), Line("L2", "B", 1), Line("L3", "C", 1)),
+        city="Shanghai",
+    )
+    d = route(
+        request,
+        [cand("X", {"A": 1}, km=1), cand("Y", {"B": 1, "C": 1}, km=5), cand("Z", {"C": 1}, km=2)],
+        Rules(),
+    )
+    assert d.routed and d.split
+    assert {leg.location_id: leg.line_ids for leg in d.legs} == {"Y": ("L2", "L3"), "X": ("L1",)}
+
+
+def test_same_sku_on_two_lines_needs_the_sum() -> None:
+    request = Request(
+        Strategy.SHIP_TO_CUSTOMER, (Line("L1", "A", 2), Line("L2", "A", 2)), city="Shanghai"
+    )
+    d = route(request, [cand("W", {"A": 3}, km=1), cand("V", {"A": 2}, km=5)], Rules())
+    assert d.routed and d.split
+    assert sorted(leg.location_id for leg in d.legs) == ["V", "W"]
+
+
+def test_same_city_delivery_only_from_open_locations_in_the_city() -> None:
+    request = Request(
+        Strategy.SHIP_TO_CUSTOMER,
+        (Line("L1", "A", 1),),
+        city="Shanghai",
+        capability=Capability.SAME_CITY_DELIVERY,
+        same_city_only=True,
+    )
+    d = route(
+        request,
+        [
+            cand("CLOSED", {"A": 1}, km=0.5, open_now=False),
+            cand("HZ", {"A": 1}, city="Hangzhou", km=0.6),
+            cand("OPEN", {"A": 1}, km=3),
+        ],
+        Rules(),
+    )
+    assert [leg.location_id for leg in d.legs] == ["OPEN"]
+    assert "closed" in verdicts(d)["CLOSED"]
+    assert "same-city" in verdicts(d)["HZ"]
+
+
+def test_pickup_prefers_the_store_then_transfers_to_it() -> None:
+    request = Request(
+        Strategy.BRING_TO_STORE,
+        (Line("L1", "A", 1),),
+        city="Shanghai",
+        handover_store_id="P",
+    )
+    here = route(request, [cand("W", {"A": 9}, km=0.1), cand("P", {"A": 1}, km=0)], Rules())
+    assert [(leg.location_id, leg.via_transfer) for leg in here.legs] == [("P", False)]
+    moved = route(
+        request,
+        [
+            cand("P", {}, km=0),
+            cand("NOXFER", {"A": 9}, km=0.1, caps=frozenset({Capability.PICKUP})),
+            cand("W", {"A": 9}, km=5),
+        ],
+        Rules(),
+    )
+    assert [(leg.location_id, leg.via_transfer) for leg in moved.legs] == [("W", True)]
+    assert "transfer" in verdicts(moved)["NOXFER"]
+
+
+def test_no_transfer_to_a_store_that_cannot_receive_one() -> None:
+    request = Request(
+        Strategy.BRING_TO_STORE,
+        (Line("L1", "A", 1),),
+        handover_store_id="P",
+        handover_accepts_transfers=False,
+    )
+    d = route(request, [cand("P", {}), cand("W", {"A": 9})], Rules())
+    assert not d.routed
+    assert "cannot receive transfers" in verdicts(d)["W"]
+
+
+def test_store_sale_only_from_the_selling_store() -> None:
+    request = Request(Strategy.AT_STORE, (Line("L1", "A", 1),), handover_store_id="S")
+    d = route(request, [cand("W", {"A": 9}), cand("S", {})], Rules())
+    assert not d.routed
+    assert "selling store" in verdicts(d)["W"]
+    assert "no eligible location has stock for L1" in d.failure_reason
+
+
+def test_unfillable_names_the_short_line() -> None:
+    request = Request(
+        Strategy.SHIP_TO_CUSTOMER, (Line("L1", "A", 1), Line("L2", "B", 5)), city="Shanghai"
+    )
+    d = route(request, [cand("W", {"A": 1, "B": 4})], Rules())
+    assert not d.routed and d.legs == ()
+    assert "L2 (B x5)" in d.failure_reason
+
+
+# --- properties ------------------------------------------------------------------------------
+
+SKUS = ["A", "B", "C"]
+candidates_st = st.lists(
+    st.builds(
+        cand,
+        st.sampled_from([f"LOC{i}" for i in range(6)]),
+        st.dictionaries(st.sampled_from(SKUS), st.integers(0, 4)),
+        city=st.sampled_from(["Shanghai", "Hangzhou"]),
+        km=st.one_of(st.none(), st.floats(0, 500)),
+        caps=st.frozensets(st.sampled_from(list(Capability))),
+        open_now=st.booleans(),
+    ),
+    max_size=6,
+)
+lines_st = st.lists(
+    st.tuples(st.sampled_from(SKUS), st.integers(1, 4)), min_size=1, max_size=4
+).map(lambda ls: tuple(Line(f"L{i + 1}", s, q) for i, (s, q) in enumerate(ls)))
+request_st = st.builds(
+    Request,
+    st.sampled_from(list(Strategy)),
+    lines_st,
+    city=st.sampled_from(["Shanghai", "Hangzhou"]),
+    capability=st.sampled_from([Capability.EXPRESS_SHIPPING, Capability.SAME_CITY_DELIVERY]),
+    same_city_only=st.booleans(),
+    handover_store_id=st.sampled_from(["LOC0", "LOC1"]),
+    handover_accepts_transfers=st.booleans(),
+)
+
+
+def _eligible(request: Request, c: Candidate) -> bool:
+    if request.strategy is Strategy.AT_STORE:
+        return c.location_id == request.handover_store_id
+    if request.strategy is Strategy.BRING_TO_STORE:
+        return c.location_id == request.handover_store_id or (
+            request.handover_accepts_transfers and Capability.TRANSFER in c.capabilities
+        )
+    if request.capability not in c.capabilities:
+        return False
+    return not request.same_city_only or (c.city == request.city and c.open_now)
+
+
+@settings(max_examples=300, deadline=None)
+@given(request_st, candidates_st)
+def test_never_routes_without_stock_or_capability(
+    request: Request, candidates: list[Candidate]
+) -> None:
+    d = route(request, candidates, Rules())
+    first: dict[str, Candidate] = {}
+    for c in candidates:
+        first.setdefault(c.location_id, c)
+    by_line = {line.line_id: line for line in request.lines}
+    served = [lid for leg in d.legs for lid in leg.line_ids]
+    assert len(served) == len(set(served))
+    if d.routed:
+        assert sorted(served) == sorted(by_line)
+    for leg in d.legs:
+        c = first[leg.location_id]
+        assert _eligible(request, c)
+        need: dict[str, int] = {}
+        for lid in leg.line_ids:
+            need[by_line[lid].sku_code] = need.get(by_line[lid].sku_code, 0) + by_line[lid].quantity
+        for sku, quantity in need.items():
+            assert c.available.get(sku, 0) >= quantity
+
+
+@settings(max_examples=300, deadline=None)
+@given(request_st, candidates_st)
+def test_never_splits_when_one_location_suffices(
+    request: Request, candidates: list[Candidate]
+) -> None:
+    d = route(request, candidates, Rules())
+    need: dict[str, int] = {}
+    for line in request.lines:
+        need[line.sku_code] = need.get(line.sku_code, 0) + line.quantity
+    seen: set[str] = set()
+    one_suffices = False
+    for c in candidates:
+        if c.location_id in seen:
+            continue
+        seen.add(c.location_id)
+        if _eligible(request, c) and all(c.available.get(s, 0) >= q for s, q in need.items()):
+            one_suffices = True
+    if one_suffices:
+        assert d.routed and len(d.legs) == 1
+    # Every candidate gets exactly one verdict with a reason.
+    assert sorted(v.location_id for v in d.verdicts) == sorted(seen)
+    assert all(v.reason for v in d.verdicts)

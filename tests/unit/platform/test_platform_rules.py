@@ -1,0 +1,134 @@
+"""Pure rules of the shared mechanics (no I/O)."""
+
+from __future__ import annotations
+
+import grpc
+import pytest
+from google.rpc import error_details_pb2, status_pb2
+from hypothesis import given
+from hypothesis import strategies as st
+from omni.catalog.v1 import catalog_service_pb2 as cat
+
+from libs.config import ConfigError, Settings, all_topics
+from libs.errors import FieldViolation, InvalidArgument, NotFound, Validator
+from libs.grpc_errors import status_code_for, to_status
+from libs.grpc_server import is_retryable_conflict
+from libs.idempotency import fingerprint
+from libs.pagination import decode_token, encode_token, page_size
+from libs.platform_tables import OUTBOX_BUCKETS
+from libs.unit_of_work import bucket_for
+
+
+def test_defaults_need_no_environment_except_the_servers():
+    settings = Settings.from_env("inventory", {})
+    assert settings.grpc_port == 50052
+    assert settings.metrics_port == 9102
+    assert settings.topic("catalog") == "omni.catalog.v1"
+    assert settings.dead_letter_topic() == "omni.inventory.dlq"
+    assert settings.peer_addresses["order"] == "127.0.0.1:50053"
+    with pytest.raises(ConfigError, match="OMNI_PG_DSN"):
+        settings.database_url()
+    with pytest.raises(ConfigError, match="OMNI_KAFKA_BOOTSTRAP"):
+        settings.require_kafka()
+
+
+def test_each_service_gets_its_own_database_on_the_server_including_unix_sockets():
+    env = {
+        "OMNI_PG_DSN": "postgresql://postgres:@/postgres?host=/tmp/pg",
+        "OMNI_DATABASE_PREFIX": "x_",
+    }
+    url = Settings.from_env("order", env).database_url()
+    assert url.drivername == "postgresql+asyncpg"
+    assert url.database == "x_order"
+    assert url.query["host"] == "/tmp/pg"
+    override = {"OMNI_ORDER_DATABASE_URL": "postgresql://u:p@db:5433/orders"}
+    assert Settings.from_env("order", {**env, **override}).database_url().database == "orders"
+
+
+def test_malformed_settings_are_refused_with_the_variable_named():
+    with pytest.raises(ConfigError, match="OMNI_CATALOG_GRPC_PORT"):
+        Settings.from_env("catalog", {"OMNI_CATALOG_GRPC_PORT": "fifty"})
+    with pytest.raises(ConfigError, match="unknown service"):
+        Settings.from_env("billing", {})
+
+
+def test_topic_prefix_isolates_every_topic():
+    assert all(t.startswith("run1.") for t in all_topics("run1."))
+    assert len(set(all_topics())) == 12
+
+
+def test_validator_names_every_bad_field_at_once():
+    v = Validator()
+    v.check(False, "sku_code", "is required")
+    v.check(True, "name", "fine")
+    v.add("barcode", "bad check digit")
+    with pytest.raises(InvalidArgument) as caught:
+        v.raise_if_any()
+    assert [x.field for x in caught.value.violations] == ["sku_code", "barcode"]
+
+
+def test_invalid_argument_becomes_a_status_with_bad_request_details():
+    error = InvalidArgument([FieldViolation("lines[0].quantity", "must be positive")])
+    status = to_status(error, "omni.order")
+    assert status.code == grpc.StatusCode.INVALID_ARGUMENT
+    ((key, value),) = status.trailing_metadata
+    assert key == "grpc-status-details-bin"
+    decoded = status_pb2.Status.FromString(value)
+    bad_request = error_details_pb2.BadRequest()
+    assert decoded.details[0].Unpack(bad_request)
+    assert bad_request.field_violations[0].field == "lines[0].quantity"
+    assert status_code_for(NotFound("x")) == grpc.StatusCode.NOT_FOUND
+
+
+def test_a_retry_has_the_same_fingerprint_and_a_different_request_does_not():
+    first = cat.CreateSkuRequest(request_id="a", sku_code="X", style_code="S", name="n")
+    retry = cat.CreateSkuRequest(request_id="b", sku_code="X", style_code="S", name="n")
+    other = cat.CreateSkuRequest(request_id="a", sku_code="Y", style_code="S", name="n")
+    assert fingerprint(first) == fingerprint(retry)
+    assert fingerprint(first) != fingerprint(other)
+
+
+@given(st.text(min_size=1, max_size=80))
+def test_one_key_always_lands_in_the_same_outbox_bucket(key: str):
+    bucket = bucket_for(key)
+    assert 0 <= bucket < OUTBOX_BUCKETS
+    assert bucket_for(key) == bucket
+
+
+@given(st.lists(st.one_of(st.text(max_size=20), st.integers()), min_size=1, max_size=3))
+def test_a_page_token_gives_back_its_position(position: list[str | int]):
+    assert decode_token(encode_token(position), len(position)) == position
+
+
+@pytest.mark.parametrize("token", ["%%%", "bm90IGpzb24", encode_token(["a", "b"])])
+def test_a_foreign_page_token_is_invalid_argument_on_page_token(token: str):
+    with pytest.raises(InvalidArgument) as caught:
+        decode_token(token, arity=1)
+    assert caught.value.violations[0].field == "page_token"
+
+
+def test_page_size_defaults_caps_and_refuses_negatives():
+    assert page_size(0) == 50
+    assert page_size(5000) == 1000
+    with pytest.raises(InvalidArgument):
+        page_size(-1)
+
+
+class _DriverError(Exception):
+    def __init__(self, sqlstate: str) -> None:
+        super().__init__(f"sqlstate {sqlstate}")
+        self.sqlstate = sqlstate
+
+
+class _WrappedError(Exception):
+    def __init__(self, orig: BaseException) -> None:
+        super().__init__("wrapped")
+        self.orig = orig
+
+
+@pytest.mark.parametrize(
+    ("sqlstate", "retryable"), [("40P01", True), ("40001", True), ("23505", False)]
+)
+def test_deadlocks_and_serialization_failures_are_retryable_conflicts(sqlstate, retryable):
+    assert is_retryable_conflict(_WrappedError(_DriverError(sqlstate))) is retryable
+    assert is_retryable_conflict(ValueError("plain")) is False
