@@ -38,7 +38,12 @@ def _b64(data: bytes) -> str:
 
 
 def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    """Strict: only the canonical spelling decodes, so no two texts carry one code (the
+    spare bits of a last character, or characters outside the alphabet, are refused)."""
+    data = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    if _b64(data) != text:
+        raise ValueError("not canonical base64url")
+    return data
 
 
 def _sign(key: bytes, payload: bytes) -> bytes:
@@ -60,7 +65,7 @@ def encode(key: bytes, code: MemberCode) -> str:
 def verify(key: bytes, text: str, now: datetime) -> MemberCode:
     """The code's content when it is genuine and unexpired; spending it is the caller's."""
     forged = InvalidArgument.field("code", "is not a valid member code")
-    parts = text.strip().split(".")
+    parts = text.split(".")
     if len(parts) != 3 or parts[0] != VERSION:
         raise forged
     try:

@@ -6,6 +6,7 @@ retry after a crash is the same call to inventory, never a second hold or a seco
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -27,6 +28,7 @@ CAPABILITIES = {
 }
 # The longest hold inventory grants: the order service ends holds itself (unpaid expiry,
 # cancel), so inventory's own expiry is only the last safety net.
+log = logging.getLogger(__name__)
 MAX_HOLD_SECONDS = 7 * 24 * 3600
 SEARCH_RADIUS_METERS = 1_000_000.0
 
@@ -113,6 +115,12 @@ class InventoryClient:
                 )
             )
         except grpc.aio.AioRpcError as exc:
+            if exc.code() == grpc.StatusCode.INVALID_ARGUMENT:
+                # Catalog knows the SKU but inventory has not registered it yet (its
+                # SkuCreated event is on the way): nowhere holds it, so the order waits in
+                # the unfillable queue until stock arrives.
+                log.warning("inventory refused an availability query", extra={"why": exc.details()})
+                return []
             _raise(exc, "GetAvailability")
             raise
         available: dict[str, dict[str, int]] = {}
