@@ -80,8 +80,13 @@ class Database:
         self.url = url
         # No pre-ping (a round trip per transaction): a connection found dead is invalidated
         # by SQLAlchemy and the call answers UNAVAILABLE, which callers retry.
+        # hide_parameters: an error's text never carries the values (phones, names) to a log.
         self.engine: AsyncEngine = create_async_engine(
-            url, pool_size=pool_size, max_overflow=max_overflow, pool_recycle=1800
+            url,
+            pool_size=pool_size,
+            max_overflow=max_overflow,
+            pool_recycle=1800,
+            hide_parameters=True,
         )
         # SQL spans come from the driver: the SQLAlchemy instrumentation does not cover 2.1.
         instrument_asyncpg()

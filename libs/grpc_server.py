@@ -14,9 +14,10 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from opentelemetry.instrumentation.grpc import aio_server_interceptor
 
-from libs.errors import Aborted, DomainError, Unavailable
+from libs.errors import Aborted, DomainError, InvalidArgument, Unavailable
 from libs.grpc_errors import to_status
 from libs.metrics import RPC_DURATION, RPC_HANDLED
+from libs.proto_input import reject_nul_strings
 
 log = logging.getLogger(__name__)
 
@@ -65,37 +66,38 @@ class ObservingInterceptor(grpc.aio.ServerInterceptor):
         method = handler_call_details.method
         if method.startswith(f"/{_HEALTH_SERVICE}/") or "ServerReflection" in method:
             return handler
+        deserializer = _tolerant(handler.request_deserializer)
         if handler.unary_unary:
             return grpc.unary_unary_rpc_method_handler(
-                self._wrap_unary(method, handler.unary_unary),
-                request_deserializer=handler.request_deserializer,
+                self._wrap_unary(method, handler.unary_unary, streaming=False),
+                request_deserializer=deserializer,
                 response_serializer=handler.response_serializer,
             )
         if handler.stream_unary:
             return grpc.stream_unary_rpc_method_handler(
-                self._wrap_unary(method, handler.stream_unary),
-                request_deserializer=handler.request_deserializer,
+                self._wrap_unary(method, handler.stream_unary, streaming=True),
+                request_deserializer=deserializer,
                 response_serializer=handler.response_serializer,
             )
         if handler.unary_stream:
             return grpc.unary_stream_rpc_method_handler(
-                self._wrap_stream(method, handler.unary_stream),
-                request_deserializer=handler.request_deserializer,
+                self._wrap_stream(method, handler.unary_stream, streaming=False),
+                request_deserializer=deserializer,
                 response_serializer=handler.response_serializer,
             )
         if handler.stream_stream:
             return grpc.stream_stream_rpc_method_handler(
-                self._wrap_stream(method, handler.stream_stream),
-                request_deserializer=handler.request_deserializer,
+                self._wrap_stream(method, handler.stream_stream, streaming=True),
+                request_deserializer=deserializer,
                 response_serializer=handler.response_serializer,
             )
         return handler
 
-    def _wrap_unary(self, method: str, behavior: Any) -> Any:
+    def _wrap_unary(self, method: str, behavior: Any, *, streaming: bool) -> Any:
         async def wrapped(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
             started = time.perf_counter()
             try:
-                return await behavior(request, context)
+                return await behavior(_checked(request, streaming), context)
             except DomainError as error:
                 await self._abort(context, error)
             except (grpc.aio.AbortError, asyncio.CancelledError):
@@ -107,13 +109,13 @@ class ObservingInterceptor(grpc.aio.ServerInterceptor):
 
         return wrapped
 
-    def _wrap_stream(self, method: str, behavior: Any) -> Any:
+    def _wrap_stream(self, method: str, behavior: Any, *, streaming: bool) -> Any:
         async def wrapped(
             request: Any, context: grpc.aio.ServicerContext[Any, Any]
         ) -> AsyncIterator[Any]:
             started = time.perf_counter()
             try:
-                async for response in behavior(request, context):
+                async for response in behavior(_checked(request, streaming), context):
                     yield response
             except DomainError as error:
                 await self._abort(context, error)
@@ -161,6 +163,46 @@ class ObservingInterceptor(grpc.aio.ServerInterceptor):
             "rpc",
             extra={"rpc": method, "code": code_name, "duration_ms": round(elapsed * 1000, 2)},
         )
+
+
+class _Undecodable:
+    """Stands in for a request the message type could not parse (e.g. a string field that
+    is not UTF-8), so the call answers INVALID_ARGUMENT instead of failing in the transport."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+
+def _tolerant(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+    if deserializer is None:
+        return None
+
+    def deserialize(data: bytes) -> Any:
+        try:
+            return deserializer(data)
+        except Exception as error:
+            return _Undecodable(error)
+
+    return deserialize
+
+
+def _check_message(message: Any) -> Any:
+    """Every request passes here before a servicer sees it."""
+    if isinstance(message, _Undecodable):
+        raise InvalidArgument.field(
+            "request", "cannot be parsed (every string must be valid UTF-8)"
+        )
+    reject_nul_strings(message)
+    return message
+
+
+async def _checked_stream(requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    async for message in requests:
+        yield _check_message(message)
+
+
+def _checked(request: Any, streaming: bool) -> Any:
+    return _checked_stream(request) if streaming else _check_message(request)
 
 
 class GrpcServer:

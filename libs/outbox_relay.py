@@ -61,41 +61,50 @@ class OutboxRelay:
     async def run_once(self) -> int:
         """Publish one batch; returns how many rows were published."""
         async with self.db.session() as session, session.begin():
-            buckets = await self._claim_buckets(session)
-            if not buckets:
-                return 0
-            rows = (
-                await session.execute(
-                    sa.select(
-                        outbox.c.id,
-                        outbox.c.topic,
-                        outbox.c.key,
-                        outbox.c.event_type,
-                        outbox.c.envelope,
-                        outbox.c.trace_context,
-                    )
-                    .where(outbox.c.published_at.is_(None), outbox.c.bucket.in_(buckets))
-                    .order_by(outbox.c.id)
-                    .limit(self.batch_size)
-                    .with_for_update(skip_locked=True)
-                )
-            ).all()
+            # Half the buckets first, so a second relay finds the other half free and the
+            # two share a backlog; when that half is idle, whatever else is free.
+            buckets = await self._claim_buckets(session, limit=OUTBOX_BUCKETS // 2)
+            rows = await self._pending(session, buckets)
+            if not rows and len(buckets) == OUTBOX_BUCKETS // 2:
+                rows = await self._pending(session, await self._claim_buckets(session))
             if not rows:
                 return 0
             await self._publish(rows)
             await self._mark_published(session, [row.id for row in rows])
         return len(rows)
 
-    async def _claim_buckets(self, session: AsyncSession) -> list[int]:
-        # Transaction-scoped: released at commit or when the relay's connection dies.
+    async def _pending(self, session: AsyncSession, buckets: list[int]) -> Sequence[Any]:
+        if not buckets:
+            return []
+        return (
+            await session.execute(
+                sa.select(
+                    outbox.c.id,
+                    outbox.c.topic,
+                    outbox.c.key,
+                    outbox.c.event_type,
+                    outbox.c.envelope,
+                    outbox.c.trace_context,
+                )
+                .where(outbox.c.published_at.is_(None), outbox.c.bucket.in_(buckets))
+                .order_by(outbox.c.id)
+                .limit(self.batch_size)
+                .with_for_update(skip_locked=True)
+            )
+        ).all()
+
+    async def _claim_buckets(self, session: AsyncSession, limit: int = OUTBOX_BUCKETS) -> list[int]:
+        """Try-lock free buckets in random order, at most ``limit`` of them. Transaction-
+        scoped: released at commit or when the relay's connection dies. Locks taken
+        earlier in the same transaction are re-entrant, so a second claim adds to the first."""
         order = list(range(OUTBOX_BUCKETS))
         random.shuffle(order)
         result = await session.execute(
             sa.text(
                 "SELECT b FROM unnest(CAST(:order AS int[])) AS b "
-                "WHERE pg_try_advisory_xact_lock(:ns, b)"
+                "WHERE pg_try_advisory_xact_lock(:ns, b) LIMIT :limit"
             ),
-            {"order": order, "ns": _BUCKET_LOCK_NAMESPACE},
+            {"order": order, "ns": _BUCKET_LOCK_NAMESPACE, "limit": limit},
         )
         return [row[0] for row in result]
 

@@ -8,6 +8,7 @@ import binascii
 import json
 
 from libs.errors import InvalidArgument
+from libs.proto_input import INT64_MAX, INT64_MIN
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000
@@ -28,8 +29,12 @@ def encode_token(position: Position) -> str:
     return base64.urlsafe_b64encode(json.dumps(position).encode()).decode()
 
 
-def decode_token(token: str, arity: int) -> Position | None:
-    """The position in ``token`` (``arity`` values), None for the first page."""
+def decode_token(
+    token: str, arity: int, kinds: tuple[type[str] | type[int], ...] | None = None
+) -> Position | None:
+    """The position in ``token`` (``arity`` values, of the ``kinds`` given, if any), None for
+    the first page. Integers must fit int64 and strings hold no NUL: a forged token is
+    INVALID_ARGUMENT, never a failure in the database."""
     if not token:
         return None
     try:
@@ -39,7 +44,20 @@ def decode_token(token: str, arity: int) -> Position | None:
     if (
         not isinstance(position, list)
         or len(position) != arity
-        or not all(isinstance(v, str | int) for v in position)
+        or not all(_plain(v) for v in position)
+        or (kinds is not None and not all(_is(v, k) for v, k in zip(position, kinds, strict=True)))
     ):
         raise InvalidArgument.field("page_token", "is not a token this service issued")
     return position
+
+
+def _plain(value: object) -> bool:
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return INT64_MIN <= value <= INT64_MAX
+    return isinstance(value, str) and "\x00" not in value
+
+
+def _is(value: object, kind: type[str] | type[int]) -> bool:
+    return isinstance(value, kind)

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import grpc
 import pytest
+import sqlalchemy as sa
 from omni.catalog.v1 import catalog_service_pb2 as cat
 from omni.catalog.v1 import catalog_service_pb2_grpc as cat_grpc
 from omni.inventory.v1 import inventory_service_pb2 as inv
 from omni.inventory.v1 import inventory_service_pb2_grpc as inv_grpc
 
 from libs.grpc_errors import field_violations
+from libs.service_app import ServiceProcess
 from libs.testing.services import eventually, running_service
 
 
@@ -56,6 +58,8 @@ async def test_sku_created_in_catalog_is_tracked_by_inventory(test_stack, unique
         ({"name": "  "}, "name"),
         ({"barcode": "4006381333932"}, "barcode"),
         ({"request_id": ""}, "request_id"),
+        ({"name": "nul\x00inside"}, "name"),
+        ({"request_id": "r\x00"}, "request_id"),
     ],
 )
 async def test_bad_input_is_invalid_argument_naming_the_field_and_writes_nothing(
@@ -73,11 +77,47 @@ async def test_bad_input_is_invalid_argument_naming_the_field_and_writes_nothing
         running_service(test_stack.settings("catalog")) as catalog,
         grpc.aio.insecure_channel(f"127.0.0.1:{catalog.port}") as channel,
     ):
+        before = await written_rows(catalog)
         stub = cat_grpc.CatalogServiceStub(channel)
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await stub.CreateSku(request, timeout=10)
         assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert field in [f for f, _ in field_violations(caught.value)]
-        with pytest.raises(grpc.aio.AioRpcError) as missing:
-            await stub.GetSku(cat.GetSkuRequest(sku_code=request.sku_code or "NONE"), timeout=5)
-        assert missing.value.code() == grpc.StatusCode.NOT_FOUND
+        assert await written_rows(catalog) == before
+
+
+async def written_rows(catalog: ServiceProcess) -> tuple[int, int, int]:
+    """(SKUs, outbox rows, stored request ids) in catalog's database."""
+    async with catalog.runtime.db.session() as session:
+        row = (
+            await session.execute(
+                sa.text(
+                    "SELECT (SELECT count(*) FROM skus), (SELECT count(*) FROM outbox), "
+                    "(SELECT count(*) FROM processed_requests)"
+                )
+            )
+        ).one()
+    return int(row[0]), int(row[1]), int(row[2])
+
+
+async def test_a_request_that_is_not_valid_utf8_is_invalid_argument(test_stack, unique):
+    """Raw bytes, as a foreign client could send them: the sku_code field is not UTF-8."""
+    valid = cat.CreateSkuRequest(
+        request_id=f"utf-{unique}", sku_code="ZZZZZZ", style_code=f"S-{unique}", name="n"
+    ).SerializeToString()
+    raw = valid.replace(b"ZZZZZZ", b"\xff\xfe\xfd\xfc\xfb\xfa")
+    async with (
+        running_service(test_stack.settings("catalog")) as catalog,
+        grpc.aio.insecure_channel(f"127.0.0.1:{catalog.port}") as channel,
+    ):
+        before = await written_rows(catalog)
+        call = channel.unary_unary(
+            "/omni.catalog.v1.CatalogService/CreateSku",
+            request_serializer=lambda data: data,
+            response_deserializer=cat.CreateSkuResponse.FromString,
+        )
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await call(raw, timeout=10)
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert [f for f, _ in field_violations(caught.value)] == ["request"]
+        assert await written_rows(catalog) == before

@@ -243,9 +243,7 @@ class InventoryServicer(pb_grpc.InventoryServiceServicer):
         self, request: pb.ListMovementsRequest, context: Context
     ) -> pb.ListMovementsResponse:
         size = page_size(request.page_size, maximum=MAX_PAGE_SIZE)
-        position = decode_token(request.page_token, 1)
-        if position is not None and not isinstance(position[0], int):
-            raise InvalidArgument.field("page_token", "is not a token this service issued")
+        position = decode_token(request.page_token, 1, (int,))
         async with self.uow() as uow:
             page, last = await stock.list_movements(
                 uow,

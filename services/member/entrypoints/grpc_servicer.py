@@ -249,7 +249,7 @@ class MemberServicer(pb_grpc.MemberServiceServicer):
     ) -> pb.ListOwnershipChangesResponse:
         member_id = _require_id(request.member_id, "member_id")
         limit = paging.page_size(request.page_size)
-        after = paging.decode_token(request.page_token, 1)
+        after = paging.decode_token(request.page_token, 1, (int,))
         async with self.uow() as uow:
             rows = await members.list_ownership_changes(
                 uow, member_id, limit, int(after[0]) if after else None
@@ -300,7 +300,7 @@ class MemberServicer(pb_grpc.MemberServiceServicer):
     ) -> pb.ListPointsEntriesResponse:
         member_id = _require_id(request.member_id, "member_id")
         limit = paging.page_size(request.page_size)
-        after = paging.decode_token(request.page_token, 1)
+        after = paging.decode_token(request.page_token, 1, (int,))
         async with self.uow() as uow:
             rows = await points.list_entries(
                 uow, member_id, limit, int(after[0]) if after else None
@@ -376,7 +376,7 @@ class MemberServicer(pb_grpc.MemberServiceServicer):
     ) -> pb.ListStoredValueEntriesResponse:
         member_id = _require_id(request.member_id, "member_id")
         limit = paging.page_size(request.page_size)
-        after = paging.decode_token(request.page_token, 1)
+        after = paging.decode_token(request.page_token, 1, (int,))
         async with self.uow() as uow:
             rows = await stored_value.list_entries(
                 uow, member_id, limit, int(after[0]) if after else None
@@ -422,7 +422,7 @@ class MemberServicer(pb_grpc.MemberServiceServicer):
     ) -> pb.ListPurchaseRecordsResponse:
         member_id = _require_id(request.member_id, "member_id")
         limit = paging.page_size(request.page_size)
-        token = paging.decode_token(request.page_token, 2)
+        token = paging.decode_token(request.page_token, 2, (str, int))
         after = None
         if token is not None:
             try:

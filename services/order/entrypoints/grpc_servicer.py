@@ -32,7 +32,7 @@ CONDITIONS = {
 
 def _order_position(token: str) -> tuple[datetime, str] | None:
     """Orders page by (created_at, order_id)."""
-    position = decode_token(token, 2)
+    position = decode_token(token, 2, (str, str))
     if position is None:
         return None
     try:
