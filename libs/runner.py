@@ -176,9 +176,13 @@ async def _is_serving(address: str) -> bool:
 def main() -> int:
     platform = Platform()
     stop: list[bool] = []
+    running = False
 
     def request_stop(_signum: int, _frame: object) -> None:
         stop.append(True)
+        if not running:
+            # Still starting (waiting on a server or a service): give up at once.
+            raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
@@ -188,11 +192,18 @@ def main() -> int:
         asyncio.run(platform.wait_serving())
         platform.load_demo_data()
         platform.print_endpoints()
+        running = True
         return platform.watch(stop)
+    except KeyboardInterrupt:
+        say("interrupted while starting")
+        return 130
     except Exception as error:
         say(f"failed: {error}")
         return 1
     finally:
+        # No second Ctrl-C may cut the clean-up short and leave processes behind.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         platform.stop()
 
 

@@ -66,19 +66,32 @@ def start_runner(env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]
         )
 
 
-async def test_runner_starts_the_platform_and_stops_everything(test_stack, tmp_path):
-    env, ports = runner_env(test_stack, tmp_path)
-    log_path = tmp_path / "runner.log"
-    runner = start_runner(env, log_path)
-    try:
-        deadline = time.monotonic() + 180
-        while "Omni is running" not in log_path.read_text():
-            assert runner.poll() is None, log_path.read_text()
-            assert time.monotonic() < deadline, log_path.read_text()
-            await asyncio.sleep(0.5)
-        children = psutil.Process(runner.pid).children(recursive=True)
-        assert len(children) >= len(SERVICES)
+def read(path: Path) -> str:
+    return path.read_text()
 
+
+async def wait_running(runner: subprocess.Popen[bytes], log_path: Path) -> list[psutil.Process]:
+    deadline = time.monotonic() + 180
+    while "Omni is running" not in (output := read(log_path)):
+        assert runner.poll() is None, output
+        assert time.monotonic() < deadline, output
+        await asyncio.sleep(0.5)
+    children: list[psutil.Process] = psutil.Process(runner.pid).children(recursive=True)
+    assert len(children) >= len(SERVICES)
+    return children
+
+
+def assert_all_gone(children: list[psutil.Process]) -> None:
+    for child in children:
+        assert not child.is_running() or child.status() == psutil.STATUS_ZOMBIE, child
+
+
+async def test_runner_starts_the_platform_keeps_its_data_and_stops_everything(test_stack, tmp_path):
+    env, ports = runner_env(test_stack, tmp_path)
+    catalog = f"127.0.0.1:{ports['catalog']}"
+    runner = start_runner(env, tmp_path / "first.log")
+    try:
+        children = await wait_running(runner, tmp_path / "first.log")
         for name, port in ports.items():
             address = f"127.0.0.1:{port}"
             assert await health_status(address) == health_pb2.HealthCheckResponse.SERVING
@@ -90,7 +103,7 @@ async def test_runner_starts_the_platform_and_stops_everything(test_stack, tmp_p
             assert GRPC_NAMES[name] in services
             assert "grpc.health.v1.Health" in services
 
-        output = log_path.read_text()
+        output = (tmp_path / "first.log").read_text()
         for name, port in ports.items():
             assert f"127.0.0.1:{port}" in output, f"{name} endpoint not printed"
         assert env["OMNI_GATEWAY_HTTP_PORT"] in output
@@ -106,11 +119,28 @@ async def test_runner_starts_the_platform_and_stops_everything(test_stack, tmp_p
             )
 
         assert "DEMO-TEE" in await eventually(demo_sku_tracked, timeout=30)
+        await asyncio.to_thread(
+            call,
+            catalog,
+            "omni.catalog.v1.CatalogService/CreateSku",
+            '{"request_id": "kept-1", "sku_code": "KEPT-SKU-1", "style_code": "KEPT", '
+            '"name": "Survives a restart"}',
+        )
 
         runner.send_signal(signal.SIGTERM)
         assert runner.wait(60) == 0
-        for child in children:
-            assert not child.is_running() or child.status() == psutil.STATUS_ZOMBIE, child
+        assert_all_gone(children)
+
+        # Started again on the same state: what was written is still there; Ctrl-C stops it.
+        runner = start_runner(env, tmp_path / "second.log")
+        children = await wait_running(runner, tmp_path / "second.log")
+        kept = await asyncio.to_thread(
+            call, catalog, "omni.catalog.v1.CatalogService/GetSku", '{"sku_code": "KEPT-SKU-1"}'
+        )
+        assert "Survives a restart" in kept
+        runner.send_signal(signal.SIGINT)
+        assert runner.wait(60) == 0
+        assert_all_gone(children)
     finally:
         if runner.poll() is None:
             runner.kill()
@@ -119,3 +149,27 @@ async def test_runner_starts_the_platform_and_stops_everything(test_stack, tmp_p
             for name in SERVICES:
                 url = Settings.from_env(name, env).database_url()
                 await drop_database(url)
+
+
+async def test_ctrl_c_while_starting_stops_at_once_and_leaves_nothing(test_stack, tmp_path):
+    env, _ = runner_env(test_stack, tmp_path)
+    log_path = tmp_path / "runner.log"
+    runner = start_runner(env, log_path)
+    try:
+        deadline = time.monotonic() + 120
+        while "started 6 services" not in log_path.read_text():
+            assert runner.poll() is None, log_path.read_text()
+            assert time.monotonic() < deadline, log_path.read_text()
+            await asyncio.sleep(0.1)
+        children = psutil.Process(runner.pid).children(recursive=True)
+        runner.send_signal(signal.SIGINT)
+        assert runner.wait(60) == 130, log_path.read_text()
+        assert "interrupted while starting" in log_path.read_text()
+        assert_all_gone(children)
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+            runner.wait()
+        if os.environ.get("OMNI_PG_DSN"):
+            for name in SERVICES:
+                await drop_database(Settings.from_env(name, env).database_url())
