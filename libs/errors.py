@@ -44,7 +44,19 @@ class InvalidArgument(DomainError):
 
 
 class NotFound(DomainError):
+    """What a request names does not exist. ``field`` names the request field that named it
+    (e.g. "member_id"); ``resource_type`` / ``resource_name`` say what was looked for. At the
+    edge they become a google.rpc.ResourceInfo detail and ErrorInfo metadata "field"."""
+
     reason = "NOT_FOUND"
+
+    def __init__(
+        self, message: str, *, field: str = "", resource_type: str = "", resource_name: str = ""
+    ) -> None:
+        super().__init__(message)
+        self.field = field
+        self.resource_type = resource_type
+        self.resource_name = resource_name
 
 
 class AlreadyExists(DomainError):

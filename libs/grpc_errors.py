@@ -52,8 +52,21 @@ def to_status(error: DomainError, domain: str) -> grpc.Status:
         packed = any_pb2.Any()
         packed.Pack(bad_request)
         details.append(packed)
+    metadata: dict[str, str] = {}
+    if isinstance(error, NotFound) and (error.field or error.resource_type):
+        resource = any_pb2.Any()
+        resource.Pack(
+            error_details_pb2.ResourceInfo(
+                resource_type=error.resource_type,
+                resource_name=error.resource_name,
+                description=f"named by field {error.field}" if error.field else "",
+            )
+        )
+        details.append(resource)
+        if error.field:
+            metadata["field"] = error.field
     info = any_pb2.Any()
-    info.Pack(error_details_pb2.ErrorInfo(reason=error.reason, domain=domain))
+    info.Pack(error_details_pb2.ErrorInfo(reason=error.reason, domain=domain, metadata=metadata))
     details.append(info)
     status = status_pb2.Status(
         code=getattr(code_pb2, code.name), message=error.message, details=details
@@ -73,3 +86,16 @@ def field_violations(error: grpc.aio.AioRpcError | grpc.RpcError) -> list[tuple[
             detail.Unpack(bad_request)
             found += [(v.field, v.description) for v in bad_request.field_violations]
     return found
+
+
+def not_found_field(error: grpc.aio.AioRpcError | grpc.RpcError) -> str:
+    """The request field a NOT_FOUND received by a client names ("" when it names none)."""
+    status = rpc_status.from_call(error)
+    if status is None:
+        return ""
+    for detail in status.details:
+        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            info = error_details_pb2.ErrorInfo()
+            detail.Unpack(info)
+            return info.metadata.get("field", "")
+    return ""
