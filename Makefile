@@ -48,13 +48,15 @@ proto: gen/.stamp
 run: proto
 	$(PY) -m libs.runner
 
-## system-deps: Debian packages the SRE tests need (Prometheus, Chromium), when missing
+## system-deps: Debian packages the tests need (Prometheus, Chromium, Docker Compose), when missing
 system-deps:
 	@missing=""; \
 	command -v promtool >/dev/null 2>&1 || missing="$$missing prometheus"; \
 	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium fonts-dejavu-core"; \
+	docker compose version >/dev/null 2>&1 || command -v docker-compose >/dev/null 2>&1 \
+		|| missing="$$missing docker-compose"; \
 	if [ -n "$$missing" ]; then \
-		echo "installing Debian packages:$$missing (for the SRE tests)"; \
+		echo "installing Debian packages:$$missing (for the tests)"; \
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
 			$(SUDO) apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
