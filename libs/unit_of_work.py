@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
@@ -45,6 +46,7 @@ class UnitOfWork:
         self._topic = topic
         self._relay_wakeup = relay_wakeup
         self._events: list[PendingEvent] = []
+        self._after_commit: list[Callable[[], None]] = []
         self._committed = False
         self.session: AsyncSession
 
@@ -74,6 +76,11 @@ class UnitOfWork:
         """Record an event caused by this unit of work; it is published after commit."""
         self._events.append(PendingEvent(uuid.uuid4(), aggregate_id, message))
 
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` once this unit of work has committed (e.g. count a business
+        metric), never if it rolls back."""
+        self._after_commit.append(callback)
+
     async def commit(self) -> None:
         if self._events:
             await self.session.execute(outbox.insert(), [self._row(e) for e in self._events])
@@ -81,6 +88,9 @@ class UnitOfWork:
         self._committed = True
         if self._events and self._relay_wakeup is not None:
             self._relay_wakeup.set()
+        callbacks, self._after_commit = self._after_commit, []
+        for callback in callbacks:
+            callback()
 
     def _row(self, event: PendingEvent) -> dict[str, object]:
         occurred_at = Timestamp()
