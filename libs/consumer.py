@@ -85,6 +85,17 @@ class InboxConsumer:
         )
         self._stopping = asyncio.Event()
         self.started = asyncio.Event()
+        self._register_metrics()
+
+    def _register_metrics(self) -> None:
+        """Every series this consumer can move exists at 0 from the start (Prometheus
+        practice): a rate over a counter that appears only with its first event misses that
+        event, and a dashboard or alert would see no data until then."""
+        for event_type in self.subscriptions:
+            for outcome in ("applied", "duplicate", "dead_lettered"):
+                CONSUMER_EVENTS.labels(self.service, self.group_id, event_type, outcome)
+            CONSUMER_FAILURES.labels(self.service, self.group_id, event_type)
+        CONSUMER_DEAD_LETTERS.labels(self.service, self.group_id)
 
     async def start(self) -> None:
         for attempt in range(1, 31):

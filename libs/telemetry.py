@@ -7,6 +7,7 @@ import json
 import os
 import threading
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
@@ -93,6 +94,26 @@ def setup_tracing(settings: Settings) -> None:
             )
         trace.set_tracer_provider(provider)
         _configured = True
+
+
+# Polled by load balancers and the live status page: spans of them would only be noise.
+# (Regexes searched in the request URL.)
+UNTRACED_HTTP_PATHS = (r"/healthz(\?|$)", r"/status(\.json)?(\?|$)", r"/metrics(\?|$)")
+
+
+def instrument_http_app(app: Any) -> None:
+    """Give every request to a FastAPI app a SERVER span (W3C trace context from the request
+    headers, if any) under the process's tracer provider, so the gRPC calls and database
+    work a request causes join one trace with it."""
+    from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+
+    FastAPIInstrumentor.instrument_app(
+        app,
+        tracer_provider=trace.get_tracer_provider(),
+        excluded_urls=",".join(UNTRACED_HTTP_PATHS),
+        # One span per request: the ASGI receive/send steps add nothing for an SRE.
+        exclude_spans=["receive", "send"],
+    )
 
 
 def flush_tracing() -> None:

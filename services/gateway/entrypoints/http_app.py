@@ -25,6 +25,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from libs.errors import DomainError, FailedPrecondition
 from libs.service_app import Runtime
+from libs.telemetry import instrument_http_app
 from services.gateway import metrics
 from services.gateway.adapters.peers import Peers
 from services.gateway.connectors import distributor, jd, local_life, pos, tmall, web_mall
@@ -619,6 +620,7 @@ async def serve_http(runtime: Runtime, gw: Gateway | None = None) -> None:
     gateway = gw or Gateway(runtime.db, runtime.uow_factory, Peers(runtime.settings))
     app = create_app(gateway)
     app.include_router(status_router(runtime.settings))
+    instrument_http_app(app)
     config = uvicorn.Config(
         app,
         host=runtime.settings.grpc_host,
