@@ -131,6 +131,8 @@ outbound_pushes = sa.Table(
     sa.Column("last_error", sa.Text, nullable=False, server_default=""),
     sa.Column("event_time", sa.DateTime(timezone=True), nullable=False),
     sa.Column("delivered_at", sa.DateTime(timezone=True)),
+    # W3C trace context of the (first) event that queued the push: the push joins its trace.
+    sa.Column("trace_context", JSONB, nullable=False, server_default="{}"),
 )
 # At most one pending push per (channel, kind, subject): a burst coalesces into it.
 sa.Index(

@@ -20,11 +20,14 @@ from typing import Any
 import grpc
 import httpx
 import sqlalchemy as sa
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from libs.db import Database
 from libs.errors import FailedPrecondition, NotFound
+from libs.telemetry import context_from_mapping, inject_context
 from services.gateway import metrics
 from services.gateway.adapters.peers import Peers
 from services.gateway.adapters.tables import channels, outbound_pushes
@@ -32,6 +35,7 @@ from services.gateway.connectors import registry
 from services.gateway.domain import pushes as rules
 
 log = logging.getLogger(__name__)
+tracer = trace.get_tracer(__name__)
 
 KINDS = ("stock", "order_status", "price", "listing")
 
@@ -49,6 +53,7 @@ class PushRow:
     last_error: str
     event_time: datetime
     next_attempt_at: datetime
+    trace_context: dict[str, str]
 
 
 @dataclass(frozen=True)
@@ -75,6 +80,7 @@ def _row(row: sa.Row[tuple[object, ...]]) -> PushRow:
         m["last_error"],
         m["event_time"],
         m["next_attempt_at"],
+        dict(m["trace_context"] or {}),
     )
 
 
@@ -87,9 +93,11 @@ async def enqueue(
     event_time: datetime,
 ) -> None:
     """Queue (or coalesce into the pending) push for each channel. The oldest unacknowledged
-    event time is kept, so lag counts from the first change the channel has not seen."""
+    event time is kept, so lag counts from the first change the channel has not seen; so is
+    that first event's trace context (the push becomes part of its trace)."""
     if not channel_ids:
         return
+    trace_context = inject_context()
     statement = insert(outbound_pushes).values(
         [
             {
@@ -98,6 +106,7 @@ async def enqueue(
                 "subject": subject,
                 "facts": facts,
                 "event_time": event_time,
+                "trace_context": trace_context,
             }
             for c in sorted(set(channel_ids))
         ]
@@ -201,6 +210,27 @@ class UnmappedSku(Exception):
     """A marketplace channel cannot be told about a SKU it has no id for."""
 
 
+async def _traced_deliver(
+    client: httpx.AsyncClient, peers: Peers, channel: dict[str, Any] | None, row: PushRow
+) -> str | None:
+    """_deliver in a span that continues the trace of the event that queued the push."""
+    with tracer.start_as_current_span(
+        f"push {row.kind}",
+        context=context_from_mapping(row.trace_context),
+        kind=SpanKind.CLIENT,
+        attributes={
+            "omni.push.id": row.push_id,
+            "omni.push.kind": row.kind,
+            "omni.push.attempt": row.attempts + 1,
+            "omni.channel.id": row.channel_id,
+        },
+    ) as span:
+        error = await _deliver(client, peers, channel, row)
+        if error is not None:
+            span.set_status(trace.StatusCode.ERROR, error[:200])
+        return error
+
+
 async def _deliver(
     client: httpx.AsyncClient, peers: Peers, channel: dict[str, Any] | None, row: PushRow
 ) -> str | None:
@@ -215,7 +245,10 @@ async def _deliver(
         return f"peer {exc.code().name}: {exc.details()}"
     try:
         response = await client.post(
-            channel["push_endpoint"], json=body, headers={"X-Omni-Push-Id": str(row.push_id)}
+            channel["push_endpoint"],
+            json=body,
+            # The trace context too, so a channel that traces can join the push's trace.
+            headers={"X-Omni-Push-Id": str(row.push_id), **inject_context()},
         )
     except httpx.HTTPError as exc:
         return f"{type(exc).__name__}: {exc}"
@@ -289,7 +322,7 @@ async def push_once(
         )
         by_id = {r.channel_id: dict(r._mapping) for r in found}
     errors = await asyncio.gather(
-        *(_deliver(client, peers, by_id.get(r.channel_id), r) for r in rows)
+        *(_traced_deliver(client, peers, by_id.get(r.channel_id), r) for r in rows)
     )
     for row, error in zip(rows, errors, strict=True):
         await record(db, row, error, settings)
