@@ -48,6 +48,7 @@ TRANSFER_STATUSES: dict[TransferStatus, pb.TransferStatus.ValueType] = {
     TransferStatus.REQUESTED: pb.TRANSFER_STATUS_REQUESTED,
     TransferStatus.IN_TRANSIT: pb.TRANSFER_STATUS_IN_TRANSIT,
     TransferStatus.RECEIVED: pb.TRANSFER_STATUS_RECEIVED,
+    TransferStatus.CANCELLED: pb.TRANSFER_STATUS_CANCELLED,
 }
 
 

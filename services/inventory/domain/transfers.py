@@ -17,6 +17,8 @@ class TransferStatus(enum.StrEnum):
     REQUESTED = "requested"
     IN_TRANSIT = "in_transit"
     RECEIVED = "received"
+    # Called off before anything left the source.
+    CANCELLED = "cancelled"
 
 
 @dataclass(frozen=True)
@@ -104,3 +106,19 @@ def receive(transfer: Transfer, received: Sequence[tuple[str, int]], at: datetim
         replace(line, received=given.get(line.sku_code, line.shipped)) for line in transfer.lines
     )
     return replace(transfer, status=TransferStatus.RECEIVED, lines=lines, received_at=at)
+
+
+def cancel(transfer: Transfer, reason: str) -> Transfer:
+    """A requested transfer can be called off; once goods left the source it cannot (they
+    are on their way). Cancelling a cancelled transfer changes nothing. A requested transfer
+    holds no stock at the source (shipping takes unreserved units), so nothing is released."""
+    if len(reason) > 500:
+        raise InvalidArgument.field("reason", "must be at most 500 characters")
+    if transfer.status is TransferStatus.CANCELLED:
+        return transfer
+    if transfer.status is not TransferStatus.REQUESTED:
+        raise FailedPrecondition(
+            f"transfer {transfer.transfer_id} is {transfer.status.value}; only a requested "
+            "transfer can be cancelled"
+        )
+    return replace(transfer, status=TransferStatus.CANCELLED)

@@ -87,13 +87,14 @@ class InventoryServicer(pb_grpc.InventoryServiceServicer):
         for i in proto.unknown_capabilities(request.location):
             v.add(f"location.capabilities[{i}]", "is not a known capability")
         v.raise_if_any()
+        keep_active = not request.location.HasField("active")
         location = proto.location_from_proto(
             request.location, request.location.default_safety_stock, active=request.location.active
         )
         location.validate()
 
         async def handle(uow: UnitOfWork) -> pb.UpdateLocationResponse:
-            updated = await locations.update_location(uow, location)
+            updated = await locations.update_location(uow, location, keep_active=keep_active)
             return pb.UpdateLocationResponse(location=proto.location_to_proto(updated))
 
         return await run_idempotent(
@@ -432,3 +433,14 @@ class InventoryServicer(pb_grpc.InventoryServiceServicer):
         async with self.uow() as uow:
             found = await transfers.get_transfer(uow, request.transfer_id)
         return pb.GetTransferResponse(transfer=proto.transfer_to_proto(found))
+
+    async def CancelTransfer(
+        self, request: pb.CancelTransferRequest, context: Context
+    ) -> pb.CancelTransferResponse:
+        async def handle(uow: UnitOfWork) -> pb.CancelTransferResponse:
+            transfer = await transfers.cancel(uow, request.transfer_id, request.reason, _now())
+            return pb.CancelTransferResponse(transfer=proto.transfer_to_proto(transfer))
+
+        return await run_idempotent(
+            self.uow, "CancelTransfer", request, pb.CancelTransferResponse, handle
+        )

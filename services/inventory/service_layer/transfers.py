@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
+from google.protobuf.timestamp_pb2 import Timestamp
 from omni.inventory.v1 import events_pb2
 
 from libs.errors import FailedPrecondition, InvalidArgument, NotFound, Validator
@@ -164,3 +165,23 @@ async def receive(
     )
     metrics.TRANSFERS.labels("received").inc()
     return transfer
+
+
+async def cancel(uow: UnitOfWork, transfer_id: str, reason: str, now: datetime) -> Transfer:
+    """Call off a requested transfer (e.g. the order it served was cancelled); a shipped or
+    received one is FAILED_PRECONDITION, a cancelled one stays as it is."""
+    current = await _lock(uow, transfer_id)
+    cancelled = rules.cancel(current, reason)
+    if cancelled is current:
+        return current
+    await TransferRepository(uow.session).save_progress(cancelled)
+    cancel_time = Timestamp()
+    cancel_time.FromDatetime(now)
+    uow.emit(
+        events_pb2.TransferCancelledEvent(
+            transfer=transfer_to_proto(cancelled), reason=reason, cancel_time=cancel_time
+        ),
+        aggregate_id=cancelled.transfer_id,
+    )
+    metrics.TRANSFERS.labels("cancelled").inc()
+    return cancelled
