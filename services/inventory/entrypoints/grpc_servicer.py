@@ -87,14 +87,13 @@ class InventoryServicer(pb_grpc.InventoryServiceServicer):
         for i in proto.unknown_capabilities(request.location):
             v.add(f"location.capabilities[{i}]", "is not a known capability")
         v.raise_if_any()
-        keep_active = not request.location.HasField("active")
         location = proto.location_from_proto(
             request.location, request.location.default_safety_stock, active=request.location.active
         )
         location.validate()
 
         async def handle(uow: UnitOfWork) -> pb.UpdateLocationResponse:
-            updated = await locations.update_location(uow, location, keep_active=keep_active)
+            updated = await locations.update_location(uow, location)
             return pb.UpdateLocationResponse(location=proto.location_to_proto(updated))
 
         return await run_idempotent(
