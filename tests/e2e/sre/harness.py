@@ -24,6 +24,12 @@ RULES_DIR = REPO / "deploy" / "prometheus" / "rules"
 DASHBOARDS_DIR = REPO / "deploy" / "grafana" / "dashboards"
 # Alerts wait minutes in production; the test keeps the same expressions and shortens `for`.
 TEST_FOR = "2s"
+# Background loops tick fast so pushes and expiries happen within a test's patience.
+FAST_LOOPS = {
+    "OMNI_GATEWAY_PUSH_POLL_SECONDS": "0.05",
+    "OMNI_GATEWAY_PUSH_BACKOFF_SECONDS": "0.05",
+    "OMNI_INVENTORY_SWEEP_INTERVAL_SECONDS": "0.2",
+}
 
 
 @dataclass
@@ -37,7 +43,7 @@ class Platform:
     processes: dict[str, ServiceSubprocess] = field(default_factory=dict)
 
     def env(self) -> dict[str, str]:
-        env = {**self.stack.env(), "OMNI_TRACE_FILE": str(self.trace_file)}
+        env = {**self.stack.env(), "OMNI_TRACE_FILE": str(self.trace_file), **FAST_LOOPS}
         env["OMNI_GATEWAY_HTTP_PORT"] = str(self.http_port)
         for name in SERVICES:
             upper = name.upper()
@@ -85,6 +91,14 @@ class Platform:
 
     def address(self, name: str) -> str:
         return f"127.0.0.1:{self.grpc_ports[name]}"
+
+    def spans(self) -> list[dict[str, Any]]:
+        """Every span the services have exported so far (JSON lines, libs/telemetry.py)."""
+        if not self.trace_file.exists():
+            return []
+        lines = self.trace_file.read_text().splitlines()
+        # The last line may be half-written by a process flushing right now.
+        return [json.loads(line) for line in lines if line.endswith("}")]
 
 
 class Prometheus:
