@@ -49,6 +49,8 @@ class PricingFacts:
     inputs: PriceInputs
     # The SKU's sellable window on the channel; None when the channel doesn't list it.
     listing: Window | None
+    # The SKU's brand is sold online only (its offline listings are not sellable).
+    brand_online_only: bool = False
 
 
 class PriceRepository:
@@ -88,6 +90,29 @@ class PriceRepository:
             )
         )
         return [Money(r.currency, r.amount_minor) for r in result]
+
+    async def currencies_of(self, sku_codes: Sequence[str]) -> dict[str, set[str]]:
+        """The currencies of each SKU's regional, fixed channel and promotion prices (the
+        list price's is on the SKU row)."""
+        if not sku_codes:
+            return {}
+        codes = list(set(sku_codes))
+        union = sa.union(
+            sa.select(regional_prices.c.sku_code, regional_prices.c.currency).where(
+                regional_prices.c.sku_code.in_(codes)
+            ),
+            sa.select(channel_price_rules.c.sku_code, channel_price_rules.c.currency).where(
+                channel_price_rules.c.sku_code.in_(codes),
+                channel_price_rules.c.currency.is_not(None),
+            ),
+            sa.select(promotion_items.c.sku_code, promotion_items.c.currency).where(
+                promotion_items.c.sku_code.in_(codes)
+            ),
+        )
+        found: dict[str, set[str]] = defaultdict(set)
+        for sku_code, currency in await self.session.execute(union):
+            found[sku_code].add(currency)
+        return dict(found)
 
     async def same_price_policy(self, sku_code: str) -> bool:
         found = (
@@ -252,6 +277,13 @@ class PriceRepository:
                     .scalar_subquery(),
                     False,
                 ).label("same_price"),
+                sa.func.coalesce(
+                    sa.select(brands.c.online_only)
+                    .select_from(styles.join(brands))
+                    .where(styles.c.style_code == skus.c.style_code)
+                    .scalar_subquery(),
+                    False,
+                ).label("online_only"),
                 rule.c.fixed_minor.label("rule_fixed_minor"),
                 rule.c.currency.label("rule_currency"),
                 rule.c.percentage_bp.label("rule_percentage_bp"),
@@ -340,5 +372,5 @@ class PriceRepository:
                 if row.listed_sku is not None
                 else None
             )
-            facts[row.sku_code] = PricingFacts(inputs, listed)
+            facts[row.sku_code] = PricingFacts(inputs, listed, bool(row.online_only))
         return facts

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
+from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 from omni.catalog.v1 import catalog_pb2, catalog_service_pb2
 from omni.common.v1 import money_pb2
 
+from libs.proto_input import field_time
 from services.catalog.domain.assortments import AssortmentKind, ChannelKind
 from services.catalog.domain.pricing import Money, PriceSource
 from services.catalog.domain.skus import Lifecycle, NewSku, Sku
@@ -45,15 +47,10 @@ def timestamp(at: datetime) -> Timestamp:
     return ts
 
 
-def from_timestamp(ts: Timestamp) -> datetime:
-    return ts.ToDatetime(tzinfo=UTC)
-
-
-def optional_time(message: object, field: str) -> datetime | None:
-    """The timestamp field of ``message`` when set, else None."""
-    if not message.HasField(field):  # type: ignore[attr-defined]
-        return None
-    return from_timestamp(getattr(message, field))
+def optional_time(message: Message, field: str, name: str) -> datetime | None:
+    """The timestamp field of ``message`` when set, else None; a value outside the years
+    1-9999 is INVALID_ARGUMENT naming ``name`` (the field's path in the request)."""
+    return field_time(message, field, name)
 
 
 def money_to_proto(money: Money) -> money_pb2.Money:

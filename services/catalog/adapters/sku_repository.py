@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from libs.errors import AlreadyExists
 from services.catalog.adapters.tables import assortments, categories, skus, styles
 from services.catalog.domain.pricing import Money
-from services.catalog.domain.skus import Lifecycle, NewSku, Sku
+from services.catalog.domain.skus import Lifecycle, NewSku, Sku, gtin13
 
 
 @dataclass(frozen=True)
@@ -82,9 +82,12 @@ class SkuRepository:
         }
 
     async def add(self, new: NewSku) -> Sku:
-        """Insert a SKU; a duplicate code or barcode is ALREADY_EXISTS."""
-        if new.barcode and await self._barcode_taken(new.barcode):
-            raise AlreadyExists(f"barcode {new.barcode} is already used by another SKU")
+        """Insert a SKU; a duplicate code or barcode (by GTIN: a UPC-A code and its
+        zero-prefixed EAN-13 are one) is ALREADY_EXISTS."""
+        if new.barcode and (owner := await self._gtin_owner(new.barcode)) is not None:
+            raise AlreadyExists(
+                f"barcode {new.barcode} is already used by SKU {owner} (GTIN {gtin13(new.barcode)})"
+            )
         await self.ensure_styles([{"style_code": new.style_code, "name": new.name}])
         row = (
             await self.session.execute(
@@ -109,6 +112,7 @@ class SkuRepository:
             "style_code": new.style_code,
             "name": new.name,
             "barcode": new.barcode or None,
+            "gtin": gtin13(new.barcode) or None,
             "color": new.color,
             "size": new.size,
             "lifecycle": new.lifecycle.value,
@@ -134,13 +138,17 @@ class SkuRepository:
             query = query.with_for_update(of=skus)
         return {r.sku_code: to_sku(r) for r in await self.session.execute(query)}
 
-    async def barcode_owners(self, barcodes: Iterable[str]) -> dict[str, str]:
+    async def gtin_owners(self, barcodes: Iterable[str]) -> dict[str, str]:
+        """GTIN-13 → the SKU holding it, for the GTINs of these barcodes."""
+        gtins = list({gtin13(b) for b in barcodes if b})
         result = await self.session.execute(
-            sa.select(skus.c.barcode, skus.c.sku_code).where(skus.c.barcode.in_(list(barcodes)))
+            sa.select(skus.c.gtin, skus.c.sku_code).where(skus.c.gtin.in_(gtins))
         )
-        return {r.barcode: r.sku_code for r in result}
+        return {r.gtin: r.sku_code for r in result}
 
     async def update(self, sku_code: str, **values: object) -> Sku:
+        if "barcode" in values:
+            values["gtin"] = gtin13(str(values["barcode"] or "")) or None
         await self.session.execute(
             skus.update()
             .where(skus.c.sku_code == sku_code)
@@ -163,6 +171,7 @@ class SkuRepository:
                     skus.c.sku_code.ilike(pattern),
                     skus.c.name.ilike(pattern),
                     skus.c.barcode.ilike(pattern),
+                    skus.c.gtin.ilike(pattern),
                     styles.c.name.ilike(pattern),
                 )
             )
@@ -194,11 +203,11 @@ class SkuRepository:
         query = query.order_by(skus.c.sku_code).limit(criteria.page_size + 1)
         return [to_sku(r) for r in await self.session.execute(query)]
 
-    async def _barcode_taken(self, barcode: str) -> bool:
+    async def _gtin_owner(self, barcode: str) -> str | None:
         found = await self.session.execute(
-            sa.select(skus.c.sku_code).where(skus.c.barcode == barcode)
+            sa.select(skus.c.sku_code).where(skus.c.gtin == gtin13(barcode))
         )
-        return found.first() is not None
+        return found.scalar()
 
 
 def to_sku(row: sa.Row[Any]) -> Sku:

@@ -54,7 +54,9 @@ skus = sa.Table(
         "style_code", sa.Text, sa.ForeignKey("styles.style_code"), nullable=False, index=True
     ),
     sa.Column("name", sa.Text, nullable=False),
+    # As the caller sent it (EAN-13 or UPC-A); uniqueness is on its GTIN-13 form.
     sa.Column("barcode", sa.Text),
+    sa.Column("gtin", sa.Text),
     sa.Column("color", sa.Text, nullable=False, server_default=""),
     sa.Column("size", sa.Text, nullable=False, server_default=""),
     sa.Column(
@@ -65,7 +67,7 @@ skus = sa.Table(
     sa.Column("currency", sa.Text),
     sa.Column("attributes", JSONB, nullable=False, server_default="{}"),
     _now(),
-    sa.UniqueConstraint("barcode", name="uq_skus_barcode"),
+    sa.UniqueConstraint("gtin", name="uq_skus_gtin"),
 )
 
 channels = sa.Table(

@@ -3,15 +3,20 @@
 - STANDARD: any channel.
 - ONLINE_ONLY (网络专供) and CLEARANCE_ONLINE_ONLY: online channels only.
 - OFFLINE_ONLY: offline channels (stores) only.
-- A brand marked online-only puts every one of its SKUs on online channels only.
+- A brand marked online-only puts every one of its SKUs on online channels only. The rule
+  holds at sale time too: while the brand is online-only its SKUs are not sellable on an
+  offline channel, whatever listing exists there (one from before the policy was turned on
+  stays stored, may still be changed, and is sellable again if the policy is turned off).
 - A discontinued SKU can't be listed anew; an existing entry may still be changed (to end it).
 """
 
 from __future__ import annotations
 
 import enum
+from datetime import datetime
 
 from libs.errors import FailedPrecondition
+from services.catalog.domain.pricing import Window
 from services.catalog.domain.skus import Lifecycle
 
 
@@ -48,7 +53,7 @@ def check_listing(
             raise FailedPrecondition(
                 f"SKU {sku_code} is {kind.value} and channel {channel_id} is offline"
             )
-        if brand_online_only:
+        if brand_online_only and not already_listed:
             raise FailedPrecondition(
                 f"SKU {sku_code}'s brand is sold online only and channel {channel_id} is offline"
             )
@@ -56,3 +61,13 @@ def check_listing(
         raise FailedPrecondition(
             f"SKU {sku_code} is offline_only and channel {channel_id} is online"
         )
+
+
+def sellable(
+    listing: Window | None, at: datetime, *, channel_kind: ChannelKind, brand_online_only: bool
+) -> bool:
+    """Whether a channel may sell the SKU at ``at``: the channel lists it with a sellable
+    window containing ``at``, and an online-only brand's SKU is never sold offline."""
+    if listing is None or not listing.contains(at):
+        return False
+    return not (brand_online_only and channel_kind is ChannelKind.OFFLINE)

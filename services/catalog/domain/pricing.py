@@ -7,6 +7,7 @@ Conventions (also in the README):
   to the minor unit: ``(list * bp + 5000) // 10000``.
 - Windows are half-open ``[start, end)``: the start instant belongs to the window, the end
   instant does not, so back-to-back windows never both apply.
+- A SKU is priced in one currency: list, regional, fixed channel and promotion prices alike.
 - Precedence when resolving a price at time T: an active promotion for the channel and SKU,
   then the channel's rule (ignored while the brand's same-price policy is on), then the
   regional price, then the list price.
@@ -51,6 +52,23 @@ def validate_money(v: Validator, field: str, money: Money | None, *, required: b
         f"{field}.amount_minor",
         f"must be between 0 and {MAX_AMOUNT_MINOR}",
     )
+
+
+def sku_currencies(list_price: Money | None, other_currencies: Iterable[str]) -> set[str]:
+    """The currencies a SKU is priced in: its list price's and those of its regional prices,
+    fixed channel prices and promotion prices."""
+    found = set(other_currencies)
+    if list_price is not None:
+        found.add(list_price.currency)
+    return found
+
+
+def currency_clash(currency: str, priced_in: Iterable[str]) -> str | None:
+    """A SKU is priced in one currency across list, regional, fixed channel and promotion
+    prices; whichever price comes first sets it. Returns the SKU's currency when a price in
+    ``currency`` would mix with it, else None."""
+    others = sorted(set(priced_in) - {currency})
+    return others[0] if others else None
 
 
 def percentage_of(amount_minor: int, basis_points: int) -> int:

@@ -87,6 +87,13 @@ def barcode_check_digit_ok(barcode: str) -> bool:
     return (10 - total % 10) % 10 == check
 
 
+def gtin13(barcode: str) -> str:
+    """The GTIN-13 form of a barcode: a UPC-A code is the EAN-13 code with a leading zero
+    (same check digit), so "036000291452" and "0036000291452" are one GTIN. Uniqueness is
+    checked on this form; the SKU keeps the barcode as sent."""
+    return barcode.zfill(13) if barcode else ""
+
+
 @dataclass(frozen=True)
 class NewSku:
     sku_code: str

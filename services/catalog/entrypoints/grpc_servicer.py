@@ -11,7 +11,7 @@ from omni.catalog.v1 import catalog_pb2
 from omni.catalog.v1 import catalog_service_pb2 as pb
 from omni.catalog.v1 import catalog_service_pb2_grpc as pb_grpc
 
-from libs.errors import InvalidArgument
+from libs.errors import InvalidArgument, Validator
 from libs.idempotency import run_idempotent
 from libs.unit_of_work import UnitOfWork, UnitOfWorkFactory
 from services.catalog.adapters.channel_repository import AssortmentEntry, Mapping
@@ -62,7 +62,7 @@ def _mapping(m: Mapping) -> catalog_pb2.ChannelSkuMapping:
 
 
 def _at(message: Any) -> datetime:
-    return optional_time(message, "at") or datetime.now(UTC)
+    return optional_time(message, "at", "at") or datetime.now(UTC)
 
 
 class CatalogServicer(pb_grpc.CatalogServiceServicer):
@@ -93,8 +93,12 @@ class CatalogServicer(pb_grpc.CatalogServiceServicer):
             brand = await taxonomy.update_brand_policy(
                 uow,
                 request.brand_code.strip(),
-                same_price=request.same_price_online_offline,
-                online_only=request.online_only,
+                same_price=(
+                    request.same_price_online_offline
+                    if request.HasField("same_price_online_offline")
+                    else None
+                ),
+                online_only=request.online_only if request.HasField("online_only") else None,
             )
             return pb.UpdateBrandPolicyResponse(brand=taxonomy.brand_to_proto(brand))
 
@@ -266,7 +270,6 @@ class CatalogServicer(pb_grpc.CatalogServiceServicer):
             part = await run_idempotent(
                 self.uow, "ImportSkus", chunk, pb.ImportSkusResponse, handle
             )
-            imports.count(imports.ImportReport(part.created, part.updated, part.unchanged, []))
             total.created += part.created
             total.updated += part.updated
             total.unchanged += part.unchanged
@@ -296,8 +299,16 @@ class CatalogServicer(pb_grpc.CatalogServiceServicer):
     ) -> pb.SetAssortmentResponse:
         channel_id = request.channel_id.strip()
         entries: list[AssortmentEntry | None] = []
-        for e in request.entries:
+        bad_times = Validator()
+        for i, e in enumerate(request.entries):
             kind = ASSORTMENT_KIND_FROM_PROTO.get(e.kind)
+            window: list[datetime | None] = []
+            for field in ("sellable_from", "sellable_until"):
+                try:
+                    window.append(optional_time(e, field, f"entries[{i}].{field}"))
+                except InvalidArgument as error:
+                    bad_times.violations.extend(error.violations)
+                    window.append(None)
             entries.append(
                 None
                 if kind is None
@@ -305,10 +316,11 @@ class CatalogServicer(pb_grpc.CatalogServiceServicer):
                     channel_id=e.channel_id.strip() or channel_id,
                     sku_code=e.sku_code.strip(),
                     kind=kind,
-                    sellable_from=optional_time(e, "sellable_from"),
-                    sellable_until=optional_time(e, "sellable_until"),
+                    sellable_from=window[0],
+                    sellable_until=window[1],
                 )
             )
+        bad_times.raise_if_any()
 
         async def handle(uow: UnitOfWork) -> pb.SetAssortmentResponse:
             done = await channels.set_assortment(uow, channel_id, entries)
@@ -424,7 +436,10 @@ class CatalogServicer(pb_grpc.CatalogServiceServicer):
                 (i.sku_code.strip(), Money(i.price.currency_code.strip(), i.price.amount_minor))
                 for i in p.items
             ),
-            window=Window(optional_time(p, "start_time"), optional_time(p, "end_time")),
+            window=Window(
+                optional_time(p, "start_time", "promotion.start_time"),
+                optional_time(p, "end_time", "promotion.end_time"),
+            ),
         )
 
         async def handle(uow: UnitOfWork) -> pb.DeclarePromotionResponse:

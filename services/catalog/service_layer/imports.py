@@ -18,11 +18,12 @@ from sqlalchemy.exc import IntegrityError
 from libs.errors import Aborted, Validator
 from libs.unit_of_work import UnitOfWork
 from services.catalog import metrics
+from services.catalog.adapters.price_repository import PriceRepository
 from services.catalog.adapters.proto import sku_to_proto
 from services.catalog.adapters.sku_repository import SkuRepository
 from services.catalog.adapters.taxonomy_repository import TaxonomyRepository
-from services.catalog.domain.pricing import Money
-from services.catalog.domain.skus import NewSku, Sku, validate_code
+from services.catalog.domain.pricing import Money, currency_clash, sku_currencies
+from services.catalog.domain.skus import MAX_NAME_LENGTH, NewSku, Sku, gtin13, validate_code
 
 MAX_CHUNK_ROWS = 5000
 
@@ -74,6 +75,11 @@ def _row_violations(row: ImportRow) -> list[str]:
     _new_sku(row).collect_violations(v)
     validate_code(v, "brand_code", row.brand_code, required=False)
     validate_code(v, "category_code", row.category_code, required=False)
+    v.check(
+        len(row.style_name) <= MAX_NAME_LENGTH,
+        "style_name",
+        f"must be at most {MAX_NAME_LENGTH} characters",
+    )
     return [f"{x.field}: {x.description}" for x in v.violations]
 
 
@@ -89,18 +95,18 @@ async def import_chunk(uow: UnitOfWork, rows: Sequence[ImportRow]) -> ImportRepo
 
     candidates: list[ImportRow] = []
     seen_skus: set[str] = set()
-    seen_barcodes: set[str] = set()
+    seen_gtins: set[str] = set()
     for row in rows:
         if problems := _row_violations(row):
             reject(row, *problems)
         elif row.sku_code in seen_skus:
             reject(row, f"sku_code: {row.sku_code} appears earlier in the same chunk")
-        elif row.barcode and row.barcode in seen_barcodes:
-            reject(row, f"barcode: {row.barcode} appears earlier in the same chunk")
+        elif row.barcode and gtin13(row.barcode) in seen_gtins:
+            reject(row, f"barcode: GTIN {gtin13(row.barcode)} appears earlier in the same chunk")
         else:
             seen_skus.add(row.sku_code)
             if row.barcode:
-                seen_barcodes.add(row.barcode)
+                seen_gtins.add(gtin13(row.barcode))
             candidates.append(row)
 
     skus_repo = SkuRepository(uow.session)
@@ -111,7 +117,11 @@ async def import_chunk(uow: UnitOfWork, rows: Sequence[ImportRow]) -> ImportRepo
     )
     styles = await skus_repo.get_styles(r.style_code for r in candidates)
     existing = await skus_repo.get_many((r.sku_code for r in candidates), lock=True)
-    owners = await skus_repo.barcode_owners(r.barcode for r in candidates if r.barcode)
+    # The currencies of the other prices of existing SKUs (a SKU has one currency).
+    other_currencies = await PriceRepository(uow.session).currencies_of(
+        [r.sku_code for r in candidates if r.list_price is not None and r.sku_code in existing]
+    )
+    owners = await skus_repo.gtin_owners(r.barcode for r in candidates if r.barcode)
 
     now = datetime.now(UTC)
     new_styles: dict[str, tuple[str, str]] = {}  # style → (brand, category) chosen in this chunk
@@ -124,7 +134,7 @@ async def import_chunk(uow: UnitOfWork, rows: Sequence[ImportRow]) -> ImportRepo
             reasons.append(f"brand_code: brand {row.brand_code} does not exist")
         if row.category_code and row.category_code not in categories:
             reasons.append(f"category_code: category {row.category_code} does not exist")
-        owner = owners.get(row.barcode) if row.barcode else None
+        owner = owners.get(gtin13(row.barcode)) if row.barcode else None
         if owner is not None and owner != row.sku_code:
             reasons.append(f"barcode: {row.barcode} is already used by SKU {owner}")
         style = styles.get(row.style_code)
@@ -140,16 +150,12 @@ async def import_chunk(uow: UnitOfWork, rows: Sequence[ImportRow]) -> ImportRepo
         current = existing.get(row.sku_code)
         if current is not None and current.style_code != row.style_code:
             reasons.append(f"style_code: SKU {row.sku_code} belongs to style {current.style_code}")
-        if (
-            current is not None
-            and current.list_price is not None
-            and row.list_price is not None
-            and current.list_price.currency != row.list_price.currency
-        ):
-            reasons.append(
-                f"list_price.currency_code: SKU {row.sku_code} is priced in "
-                f"{current.list_price.currency}"
+        if current is not None and row.list_price is not None:
+            priced_in = sku_currencies(
+                current.list_price, other_currencies.get(row.sku_code, set())
             )
+            if clash := currency_clash(row.list_price.currency, priced_in):
+                reasons.append(f"list_price.currency_code: SKU {row.sku_code} is priced in {clash}")
         if reasons:
             reject(row, *reasons)
             continue
@@ -227,11 +233,12 @@ async def import_chunk(uow: UnitOfWork, rows: Sequence[ImportRow]) -> ImportRepo
         uow.emit(events_pb2.SkuCreatedEvent(sku=sku_to_proto(sku)), aggregate_id=sku.sku_code)
     report.created = len(created)
     report.rejected.sort(key=lambda r: r.line_number)
+    uow.after_commit(lambda: count(report))
     return report
 
 
 def count(report: ImportReport) -> None:
-    """Record the chunk's outcome in the business metrics (after it committed)."""
+    """Record the chunk's outcome in the business metrics (once it committed)."""
     metrics.IMPORT_ROWS.labels("created").inc(report.created)
     metrics.IMPORT_ROWS.labels("updated").inc(report.updated)
     metrics.IMPORT_ROWS.labels("unchanged").inc(report.unchanged)

@@ -20,13 +20,16 @@ from services.catalog.adapters.proto import (
     timestamp,
 )
 from services.catalog.adapters.sku_repository import SkuRepository
+from services.catalog.domain.assortments import sellable
 from services.catalog.domain.pricing import (
     ChannelRule,
     Money,
     ResolvedPrice,
     check_same_price,
+    currency_clash,
     first_overlap,
     resolve,
+    sku_currencies,
     validate_channel_rule,
     validate_money,
 )
@@ -36,11 +39,15 @@ MAX_CART_LINES = 500
 MAX_PROMOTION_ITEMS = 1000
 
 
-def _check_currency(sku: Sku, price: Money, field: str) -> None:
-    if sku.list_price is not None and sku.list_price.currency != price.currency:
-        raise InvalidArgument.field(
-            field, f"must be in the SKU's list price currency {sku.list_price.currency}"
-        )
+async def _check_currency(uow: UnitOfWork, sku: Sku, price: Money, field: str) -> None:
+    """One currency per SKU (domain.pricing.currency_clash); the caller holds the SKU's row
+    lock, which every price writer takes, so two first prices can't race in two currencies."""
+    others = await PriceRepository(uow.session).currencies_of([sku.sku_code])
+    clash = currency_clash(
+        price.currency, sku_currencies(sku.list_price, others.get(sku.sku_code, set()))
+    )
+    if clash is not None:
+        raise InvalidArgument.field(field, f"must be in the SKU's currency {clash}")
 
 
 async def _sku(uow: UnitOfWork, sku_code: str) -> Sku:
@@ -71,8 +78,7 @@ async def set_list_price(uow: UnitOfWork, sku_code: str, price: Money | None) ->
     current = await _sku(uow, sku_code)
     if current.list_price == price:
         return current
-    # Regional prices, fixed rules and promotions were checked against this currency.
-    _check_currency(current, price, "list_price.currency_code")
+    await _check_currency(uow, current, price, "list_price.currency_code")
     sku = await SkuRepository(uow.session).update(
         sku_code, list_price_minor=price.amount_minor, currency=price.currency
     )
@@ -100,7 +106,7 @@ async def set_channel_price_rule(
         raise NotFound(f"channel {channel_id} is not registered in the catalog")
     sku = await _sku(uow, sku_code)
     if rule.fixed is not None:
-        _check_currency(sku, rule.fixed, "rule.fixed_price.currency_code")
+        await _check_currency(uow, sku, rule.fixed, "rule.fixed_price.currency_code")
     prices = PriceRepository(uow.session)
     if await prices.same_price_policy(sku_code):
         try:
@@ -129,7 +135,7 @@ async def set_regional_price(
     v.raise_if_any()
     assert price is not None
     sku = await _sku(uow, sku_code)
-    _check_currency(sku, price, "regional_price.price.currency_code")
+    await _check_currency(uow, sku, price, "regional_price.price.currency_code")
     await PriceRepository(uow.session).upsert_regional_price(sku_code, region_code, price)
     uow.emit(
         events_pb2.PriceChangedEvent(
@@ -196,11 +202,19 @@ async def declare_promotion(uow: UnitOfWork, promotion: Promotion) -> Promotion:
         if await channels.channel_kind(c) is None:
             raise NotFound(f"channel {c} is not registered in the catalog")
     sku_codes = [sku for sku, _ in promotion.items]
-    skus = await SkuRepository(uow.session).get_many(sku_codes)
+    skus = await SkuRepository(uow.session).get_many(sku_codes, lock=True)
     if missing := sorted(set(sku_codes) - skus.keys()):
         raise NotFound(f"SKUs do not exist: {', '.join(missing[:20])}")
+    others = await PriceRepository(uow.session).currencies_of(sku_codes)
+    v = Validator()
     for i, (sku, price) in enumerate(promotion.items):
-        _check_currency(skus[sku], price, f"promotion.items[{i}].price.currency_code")
+        priced_in = sku_currencies(skus[sku].list_price, others.get(sku, set()))
+        if clash := currency_clash(price.currency, priced_in):
+            v.add(
+                f"promotion.items[{i}].price.currency_code",
+                f"must be in the SKU's currency {clash}",
+            )
+    v.raise_if_any()
     prices = PriceRepository(uow.session)
     await prices.lock_promotions()
     if await prices.promotion_exists(promotion.promotion_id):
@@ -238,7 +252,7 @@ def resolved_to_proto(
 @dataclass(frozen=True)
 class Quote:
     price: ResolvedPrice
-    # Whether the channel's assortment lists the SKU with a sellable window containing ``at``.
+    # Whether the channel may sell the SKU at ``at`` (domain.assortments.sellable).
     sellable: bool
 
 
@@ -255,7 +269,8 @@ async def resolve_prices(
     for i, code in enumerate(sku_codes):
         validate_code(v, f"lines[{i}].sku_code", code)
     v.raise_if_any()
-    if await ChannelRepository(uow.session).channel_kind(channel_id) is None:
+    channel_kind = await ChannelRepository(uow.session).channel_kind(channel_id)
+    if channel_kind is None:
         raise NotFound(f"channel {channel_id} is not registered in the catalog")
     facts = await PriceRepository(uow.session).price_inputs(sku_codes, channel_id, region_code, at)
     if missing := sorted(set(sku_codes) - facts.keys()):
@@ -267,6 +282,15 @@ async def resolve_prices(
         except FailedPrecondition as error:
             raise FailedPrecondition(f"SKU {code}: {error.message}") from None
         metrics.PRICES_RESOLVED.labels(price.source.value).inc()
-        listing = facts[code].listing
-        resolved.append(Quote(price, listing is not None and listing.contains(at)))
+        resolved.append(
+            Quote(
+                price,
+                sellable(
+                    facts[code].listing,
+                    at,
+                    channel_kind=channel_kind,
+                    brand_online_only=facts[code].brand_online_only,
+                ),
+            )
+        )
     return resolved

@@ -60,7 +60,7 @@ async def create_sku(uow: UnitOfWork, new: NewSku) -> Sku:
     new.validate()
     sku = await SkuRepository(uow.session).add(new)
     uow.emit(events_pb2.SkuCreatedEvent(sku=sku_to_proto(sku)), aggregate_id=sku.sku_code)
-    metrics.SKUS_CREATED.labels("rpc").inc()
+    uow.after_commit(metrics.SKUS_CREATED.labels("rpc").inc)
     return sku
 
 
@@ -127,7 +127,7 @@ async def change_lifecycle(uow: UnitOfWork, sku_code: str, target: Lifecycle) ->
         else events_pb2.SkuChangedEvent(sku=sku_to_proto(sku))
     )
     uow.emit(event, aggregate_id=sku_code)
-    metrics.SKU_LIFECYCLE_CHANGES.labels(target.value).inc()
+    uow.after_commit(metrics.SKU_LIFECYCLE_CHANGES.labels(target.value).inc)
     return sku
 
 

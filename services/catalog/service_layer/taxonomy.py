@@ -22,12 +22,15 @@ async def create_brand(uow: UnitOfWork, brand: Brand) -> Brand:
 
 
 async def update_brand_policy(
-    uow: UnitOfWork, brand_code: str, *, same_price: bool, online_only: bool
+    uow: UnitOfWork, brand_code: str, *, same_price: bool | None, online_only: bool | None
 ) -> Brand:
-    """Turn the brand's same-price-online-and-offline and online-only policies on or off.
+    """Turn the brand's same-price-online-and-offline and online-only policies on or off; a
+    policy given as None keeps its value.
 
     Turning same-price on needs no clean-up: from then on channel rules are ignored when
-    resolving (the store price applies) and new differing rules are refused."""
+    resolving (the store price applies) and new differing rules are refused. Turning
+    online-only on needs none either: from then on the brand's SKUs are not sellable on
+    offline channels (domain.assortments.sellable) and can't be listed there anew."""
     v = Validator()
     validate_code(v, "brand_code", brand_code)
     v.raise_if_any()
@@ -35,6 +38,10 @@ async def update_brand_policy(
     current = await repo.get_brand(brand_code, lock=True)
     if current is None:
         raise NotFound(f"brand {brand_code} does not exist")
+    if same_price is None:
+        same_price = current.same_price_online_offline
+    if online_only is None:
+        online_only = current.online_only
     if (current.same_price_online_offline, current.online_only) == (same_price, online_only):
         return current
     brand = await repo.update_brand_policy(

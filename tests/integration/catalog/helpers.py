@@ -41,6 +41,13 @@ def barcode_for(unique: str, n: int) -> str:
     return ean13(f"{digits}{n:04d}")
 
 
+def upc_for(unique: str, n: int) -> str:
+    """A valid UPC-A (12 digits) unique to the test token and n; "0" + it is the same GTIN
+    as an EAN-13."""
+    digits = str(int(unique, 16) % 10**8).zfill(8)
+    return ean13(f"{digits}{n:03d}")
+
+
 async def expect_error(call, code: grpc.StatusCode) -> grpc.aio.AioRpcError:
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await call

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
 from omni.catalog.v1 import catalog_pb2 as c
 from omni.catalog.v1 import catalog_service_pb2 as cat
 from omni.catalog.v1 import events_pb2
@@ -223,3 +224,91 @@ async def test_channel_sku_mappings_resolve_both_ways_in_batch(catalog, unique):
     assert pairs == {("tm-1", skus[0], "item-9"), ("tm-2", skus[1], "item-9")}
     assert list(resolved.unknown_external_sku_ids) == ["tm-404"]
     assert list(resolved.unmapped_sku_codes) == [skus[2]]
+
+
+async def test_an_online_only_brand_is_never_sellable_offline_even_when_listed_before(
+    catalog, unique
+):
+    stub = catalog.stub
+    online, store = f"BON{unique}", f"BOF{unique}"
+    await make_channel(stub, online, c.CHANNEL_KIND_ONLINE)
+    await make_channel(stub, store, c.CHANNEL_KIND_OFFLINE)
+    brand = f"BO{unique}"
+    await make_brand(stub, brand, same_price=True)
+    await make_style(stub, f"BOS{unique}", brand=brand)
+    sku, later = f"BOS{unique}-1", f"BOS{unique}-2"
+    for code in (sku, later):
+        await make_sku(stub, code, f"BOS{unique}", list_price=5000)
+    for channel in (online, store):
+        await stub.SetAssortment(
+            cat.SetAssortmentRequest(request_id=rid(), channel_id=channel, entries=[entry(sku)]),
+            timeout=5,
+        )
+
+    async def sellable(channel: str) -> bool:
+        got = await stub.ResolvePrice(
+            cat.ResolvePriceRequest(sku_code=sku, channel_id=channel), timeout=5
+        )
+        return got.price.sellable
+
+    assert (await sellable(online), await sellable(store)) == (True, True)
+
+    # only online_only is given: the same-price policy keeps its value
+    turned = await stub.UpdateBrandPolicy(
+        cat.UpdateBrandPolicyRequest(request_id=rid(), brand_code=brand, online_only=True),
+        timeout=5,
+    )
+    assert (turned.brand.online_only, turned.brand.same_price_online_offline) == (True, True)
+    # the store's listing from before stays stored but no longer sells
+    assert (await sellable(online), await sellable(store)) == (True, False)
+    # a new offline listing is refused; the existing one may still be changed (e.g. ended)
+    await expect_error(
+        stub.SetAssortment(
+            cat.SetAssortmentRequest(request_id=rid(), channel_id=store, entries=[entry(later)]),
+            timeout=5,
+        ),
+        grpc.StatusCode.FAILED_PRECONDITION,
+    )
+    await stub.SetAssortment(
+        cat.SetAssortmentRequest(
+            request_id=rid(),
+            channel_id=store,
+            entries=[entry(sku, sellable_until=ts(datetime(2030, 1, 1, tzinfo=UTC)))],
+        ),
+        timeout=5,
+    )
+    assert await sellable(store) is False
+
+    # turning it off makes the store listing count again, same-price still untouched
+    back = await stub.UpdateBrandPolicy(
+        cat.UpdateBrandPolicyRequest(request_id=rid(), brand_code=brand, online_only=False),
+        timeout=5,
+    )
+    assert (back.brand.online_only, back.brand.same_price_online_offline) == (False, True)
+    assert await sellable(store) is True
+    # a request naming no policy changes nothing and announces nothing new
+    same = await stub.UpdateBrandPolicy(
+        cat.UpdateBrandPolicyRequest(request_id=rid(), brand_code=brand), timeout=5
+    )
+    assert (same.brand.online_only, same.brand.same_price_online_offline) == (False, True)
+    assert len(await catalog.events(events_pb2.BrandPolicyChangedEvent, brand)) == 2
+
+
+async def test_out_of_range_sellable_window_names_the_entry(catalog, unique):
+    stub = catalog.stub
+    channel = f"TW{unique}"
+    await make_channel(stub, channel, c.CHANNEL_KIND_ONLINE)
+    await make_sku(stub, f"TW{unique}", f"TW{unique}")
+    for field in ("sellable_from", "sellable_until"):
+        bad = entry(f"TW{unique}")
+        getattr(bad, field).CopyFrom(Timestamp(seconds=253402300800))
+        await expect_invalid(
+            stub.SetAssortment(
+                cat.SetAssortmentRequest(
+                    request_id=rid(), channel_id=channel, entries=[entry(f"TW{unique}"), bad]
+                ),
+                timeout=5,
+            ),
+            f"entries[1].{field}",
+        )
+    assert await catalog.events(events_pb2.AssortmentChangedEvent, f"TW{unique}") == []

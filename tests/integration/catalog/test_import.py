@@ -6,8 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 import grpc
+from omni.catalog.v1 import catalog_pb2 as c
 from omni.catalog.v1 import catalog_service_pb2 as cat
 from omni.catalog.v1 import events_pb2
+from omni.common.v1 import money_pb2
+from prometheus_client import REGISTRY
 
 from tests.integration.catalog.helpers import (
     barcode_for,
@@ -15,7 +18,9 @@ from tests.integration.catalog.helpers import (
     expect_error,
     make_brand,
     make_category,
+    make_sku,
     rid,
+    upc_for,
 )
 
 
@@ -107,3 +112,62 @@ async def test_import_lands_good_rows_and_reports_bad_ones(catalog, unique):
     assert (changed.created, changed.updated) == (0, 1)
     [event] = await catalog.events(events_pb2.PriceChangedEvent, f"IS{unique}-1")
     assert event.list_price_of.list_price == cny(555)
+
+
+def imported(outcome: str) -> float:
+    return REGISTRY.get_sample_value("omni_catalog_import_rows_total", {"outcome": outcome}) or 0
+
+
+async def test_import_checks_gtins_style_names_and_currencies_and_counts_once(catalog, unique):
+    stub = catalog.stub
+    await make_brand(stub, f"IB{unique}")
+    await make_category(stub, f"IC{unique}")
+    upc = upc_for(unique, 1)
+    # a SKU without a list price whose regional price set its currency to USD
+    await make_sku(stub, f"IS{unique}-9", f"IU{unique}")
+    await stub.SetRegionalPrice(
+        cat.SetRegionalPriceRequest(
+            request_id=rid(),
+            regional_price=c.RegionalPrice(
+                sku_code=f"IS{unique}-9",
+                region_code="US-CA",
+                price=money_pb2.Money(currency_code="USD", amount_minor=100),
+            ),
+        ),
+        timeout=5,
+    )
+    before = {outcome: imported(outcome) for outcome in ("created", "rejected")}
+    chunk = cat.ImportSkusRequest(
+        request_id=rid(),
+        rows=[
+            row(unique, 1, barcode=upc),
+            row(unique, 2, barcode="0" + upc),  # the same GTIN as row 1, as an EAN-13
+            row(unique, 3, style_code=f"IT{unique}", style_name="x" * 201),
+            # a CNY list price for the USD SKU
+            row(unique, 9, style_code=f"IU{unique}", brand_code="", category_code=""),
+        ],
+    )
+
+    async def stream(*chunks: cat.ImportSkusRequest):
+        for part in chunks:
+            yield part
+
+    report = await stub.ImportSkus(stream(chunk), timeout=20)
+    reasons = {r.line_number: list(r.reasons) for r in report.rejected}
+    assert report.created == 1
+    assert sorted(reasons) == [2, 3, 9]
+    assert reasons[2][0].startswith("barcode:")
+    assert reasons[3][0].startswith("style_name:")
+    assert reasons[9][0].startswith("list_price.currency_code:")
+    # the other form of the GTIN is refused in a later chunk too, against the stored SKU
+    later = await stub.ImportSkus(
+        stream(cat.ImportSkusRequest(request_id=rid(), rows=[row(unique, 4, barcode="0" + upc)])),
+        timeout=20,
+    )
+    assert [next(iter(r.reasons)) for r in later.rejected] == [
+        f"barcode: 0{upc} is already used by SKU IS{unique}-1"
+    ]
+    # metrics count each committed chunk once: a retried chunk adds nothing
+    await stub.ImportSkus(stream(chunk), timeout=20)
+    assert imported("created") - before["created"] == 1
+    assert imported("rejected") - before["rejected"] == 4

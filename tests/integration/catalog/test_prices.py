@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
 from omni.catalog.v1 import catalog_pb2 as c
 from omni.catalog.v1 import catalog_service_pb2 as cat
 from omni.catalog.v1 import events_pb2
@@ -276,3 +277,122 @@ async def test_cart_prices_in_one_call(catalog, unique):
         (skus[1], 1000, c.PRICE_SOURCE_CHANNEL_PERCENTAGE, False),
         (skus[0], 1000, c.PRICE_SOURCE_LIST, True),
     ]
+
+
+def usd(amount: int) -> money_pb2.Money:
+    return money_pb2.Money(currency_code="USD", amount_minor=amount)
+
+
+async def test_a_sku_is_priced_in_one_currency_even_before_it_has_a_list_price(catalog, unique):
+    stub = catalog.stub
+    channel = f"CU{unique}"
+    await make_channel(stub, channel, c.CHANNEL_KIND_ONLINE)
+    sku, other = f"CU{unique}", f"CU{unique}-2"
+    await make_sku(stub, sku, sku)  # no list price yet
+    await make_sku(stub, other, sku)
+    # the first price, a regional one, sets the SKU's currency
+    await stub.SetRegionalPrice(
+        cat.SetRegionalPriceRequest(
+            request_id=rid(),
+            regional_price=c.RegionalPrice(sku_code=sku, region_code="US-CA", price=usd(900)),
+        ),
+        timeout=5,
+    )
+    await expect_invalid(
+        stub.SetListPrice(
+            cat.SetListPriceRequest(request_id=rid(), sku_code=sku, list_price=cny(1000)),
+            timeout=5,
+        ),
+        "list_price.currency_code",
+    )
+    await expect_invalid(
+        set_rule(catalog, channel, sku, fixed_price=cny(800)), "rule.fixed_price.currency_code"
+    )
+    await expect_invalid(
+        stub.SetRegionalPrice(
+            cat.SetRegionalPriceRequest(
+                request_id=rid(),
+                regional_price=c.RegionalPrice(sku_code=sku, region_code="CN-31", price=cny(7)),
+            ),
+            timeout=5,
+        ),
+        "regional_price.price.currency_code",
+    )
+    await expect_invalid(
+        promotion(catalog, f"CUP{unique}", [channel], {other: 5, sku: 5}, START, END),
+        "promotion.items[1].price.currency_code",
+    )
+    # the promotion was refused as a whole: its other SKU is still free to take any currency
+    await stub.SetListPrice(
+        cat.SetListPriceRequest(request_id=rid(), sku_code=other, list_price=cny(100)), timeout=5
+    )
+    # in the SKU's own currency everything is accepted
+    await stub.SetListPrice(
+        cat.SetListPriceRequest(request_id=rid(), sku_code=sku, list_price=usd(1000)), timeout=5
+    )
+    await set_rule(catalog, channel, sku, fixed_price=usd(950))
+    resolved = await price(catalog, sku, channel, datetime.now(UTC))
+    assert (resolved.price, resolved.source) == (usd(950), c.PRICE_SOURCE_CHANNEL_FIXED)
+
+    # a promotion price alone sets the currency too
+    lone = f"CU{unique}-3"
+    await make_sku(stub, lone, sku)
+    await promotion(catalog, f"CUQ{unique}", [channel], {lone: 5}, START, END)
+    await expect_invalid(
+        stub.SetListPrice(
+            cat.SetListPriceRequest(request_id=rid(), sku_code=lone, list_price=usd(10)),
+            timeout=5,
+        ),
+        "list_price.currency_code",
+    )
+
+
+async def test_out_of_range_timestamps_are_invalid_argument_naming_the_field(catalog, unique):
+    stub = catalog.stub
+    channel = f"TS{unique}"
+    await make_channel(stub, channel, c.CHANNEL_KIND_ONLINE)
+    sku = f"TS{unique}"
+    await make_sku(stub, sku, sku, list_price=1000)
+    too_late = Timestamp(seconds=253402300800)  # 10000-01-01
+    too_early = Timestamp(seconds=-62135596801)  # before 0001-01-01
+    bad_nanos = Timestamp(seconds=0, nanos=-1)
+    for stamp in (too_late, too_early, bad_nanos):
+        await expect_invalid(
+            stub.ResolvePrice(
+                cat.ResolvePriceRequest(sku_code=sku, channel_id=channel, at=stamp), timeout=5
+            ),
+            "at",
+        )
+        await expect_invalid(
+            stub.ResolveCartPrices(
+                cat.ResolveCartPricesRequest(
+                    channel_id=channel, at=stamp, lines=[cat.CartLine(sku_code=sku)]
+                ),
+                timeout=5,
+            ),
+            "at",
+        )
+    for field in ("start_time", "end_time"):
+        request = cat.DeclarePromotionRequest(
+            request_id=rid(),
+            promotion=c.Promotion(
+                promotion_id=f"TSP{unique}",
+                name="Out of range",
+                channel_ids=[channel],
+                items=[c.PromotionItem(sku_code=sku, price=cny(1))],
+                start_time=ts(START),
+                end_time=ts(END),
+            ),
+        )
+        getattr(request.promotion, field).CopyFrom(too_late)
+        await expect_invalid(stub.DeclarePromotion(request, timeout=5), f"promotion.{field}")
+    # nothing was declared: the id is still free
+    await promotion(catalog, f"TSP{unique}", [channel], {sku: 1}, START, END)
+    # the edges of the range are accepted
+    edge = await stub.ResolvePrice(
+        cat.ResolvePriceRequest(
+            sku_code=sku, channel_id=channel, at=Timestamp(seconds=253402300799)
+        ),
+        timeout=5,
+    )
+    assert edge.price.source == c.PRICE_SOURCE_LIST

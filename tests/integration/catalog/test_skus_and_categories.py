@@ -19,6 +19,7 @@ from tests.integration.catalog.helpers import (
     make_sku,
     make_style,
     rid,
+    upc_for,
 )
 
 
@@ -277,3 +278,26 @@ async def test_brand_and_category_bad_input_names_the_field(catalog, unique):
     )
     await make_brand(stub, f"BR{unique}")
     await expect_error(make_brand(stub, f"BR{unique}"), grpc.StatusCode.ALREADY_EXISTS)
+
+
+@pytest.mark.parametrize("first_form", ["upc", "ean"])
+async def test_one_gtin_is_one_sku_whichever_form_comes_first(catalog, unique, first_form):
+    stub = catalog.stub
+    upc = upc_for(unique, 7 if first_form == "upc" else 8)
+    ean = "0" + upc  # the same GTIN written as an EAN-13
+    first, second = (upc, ean) if first_form == "upc" else (ean, upc)
+    created = await make_sku(stub, f"G{unique}-1", f"G{unique}", barcode=first)
+    assert created.barcode == first  # kept as the caller sent it
+    error = await expect_error(
+        make_sku(stub, f"G{unique}-2", f"G{unique}", barcode=second),
+        grpc.StatusCode.ALREADY_EXISTS,
+    )
+    assert f"G{unique}-1" in (error.details() or "")
+    await expect_error(
+        stub.GetSku(cat.GetSkuRequest(sku_code=f"G{unique}-2"), timeout=5),
+        grpc.StatusCode.NOT_FOUND,
+    )
+    # search finds the SKU by either form
+    for text in (upc, ean):
+        found = await stub.SearchSkus(cat.SearchSkusRequest(text=text), timeout=5)
+        assert [s.sku_code for s in found.skus] == [f"G{unique}-1"]

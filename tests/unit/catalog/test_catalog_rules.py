@@ -2,15 +2,28 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from libs.errors import FailedPrecondition, InvalidArgument
-from services.catalog.domain.assortments import AssortmentKind, ChannelKind, check_listing
+from services.catalog.domain.assortments import (
+    AssortmentKind,
+    ChannelKind,
+    check_listing,
+    sellable,
+)
 from services.catalog.domain.categories import check_move
-from services.catalog.domain.pricing import Money
-from services.catalog.domain.skus import Lifecycle, NewSku, barcode_check_digit_ok, next_lifecycle
+from services.catalog.domain.pricing import Money, Window
+from services.catalog.domain.skus import (
+    Lifecycle,
+    NewSku,
+    barcode_check_digit_ok,
+    gtin13,
+    next_lifecycle,
+)
 
 
 @pytest.mark.parametrize(
@@ -148,3 +161,34 @@ def test_new_sku_names_every_bad_field():
         "attributes[]",
         "lifecycle",
     } <= fields
+
+
+def test_a_upc_a_and_its_zero_prefixed_ean_13_are_one_gtin():
+    assert gtin13("036000291452") == gtin13("0036000291452") == "0036000291452"
+    assert gtin13("4006381333931") == "4006381333931"
+    assert gtin13("") == ""
+
+
+@given(st.text("0123456789", min_size=11, max_size=11))
+def test_every_valid_upc_a_is_a_valid_ean_13_once_zero_prefixed(body):
+    total = sum(int(d) * (3 if i % 2 == 0 else 1) for i, d in enumerate(reversed(body)))
+    upc = body + str((10 - total % 10) % 10)
+    assert barcode_check_digit_ok(upc)
+    assert barcode_check_digit_ok(gtin13(upc))
+    assert len(gtin13(upc)) == 13
+
+
+def test_an_online_only_brand_is_not_sellable_offline_whatever_the_listing():
+    at = datetime(2026, 6, 1, tzinfo=UTC)
+    always = Window(None, None)
+    assert sellable(always, at, channel_kind=ChannelKind.OFFLINE, brand_online_only=False)
+    assert not sellable(always, at, channel_kind=ChannelKind.OFFLINE, brand_online_only=True)
+    assert sellable(always, at, channel_kind=ChannelKind.ONLINE, brand_online_only=True)
+    assert not sellable(None, at, channel_kind=ChannelKind.ONLINE, brand_online_only=False)
+    assert not sellable(
+        Window(None, at), at, channel_kind=ChannelKind.ONLINE, brand_online_only=False
+    )
+
+
+def test_an_existing_offline_entry_of_an_online_only_brand_may_still_change():
+    listing(brand_online_only=True, channel_kind=ChannelKind.OFFLINE, already_listed=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime, timedelta
 from fractions import Fraction
 
@@ -19,9 +20,11 @@ from services.catalog.domain.pricing import (
     PromotionPrice,
     Window,
     check_same_price,
+    currency_clash,
     first_overlap,
     percentage_of,
     resolve,
+    sku_currencies,
     validate_channel_rule,
     validate_money,
 )
@@ -275,3 +278,96 @@ def test_rule_needs_exactly_one_form():
     assert _violations(
         lambda v: validate_channel_rule(v, "rule", ChannelRule(percentage_bp=0))
     ) == ["rule.percentage_of_list_bp"]
+
+
+# --- properties over the whole resolution ----------------------------------------------
+
+rules = st.one_of(
+    st.none(),
+    amounts.map(lambda a: ChannelRule(fixed=cny(a))),
+    basis_points.map(lambda bp: ChannelRule(percentage_bp=bp)),
+)
+
+
+@given(
+    st.one_of(st.none(), amounts),
+    st.one_of(st.none(), amounts),
+    rules,
+    st.booleans(),
+    st.one_of(st.none(), st.tuples(instants, st.integers(1, 10**5), amounts)),
+    instants,
+)
+def test_resolution_follows_the_precedence_and_names_the_rule(
+    list_amount, regional_amount, rule, same_price, promo, at
+):
+    promotions = []
+    if promo is not None:
+        start, length, promo_amount = promo
+        window = Window(start, start + timedelta(seconds=length))
+        promotions.append(PromotionPrice("P", window, cny(promo_amount)))
+    given_inputs = inputs(
+        list_price=None if list_amount is None else cny(list_amount),
+        regional_price=None if regional_amount is None else cny(regional_amount),
+        channel_rule=rule,
+        same_price_policy=same_price,
+        promotions=promotions,
+    )
+    active = [p for p in promotions if p.window.contains(at)]
+    by_rule = rule.apply(given_inputs.list_price) if rule is not None else None
+    if active:
+        expected = (active[0].price, PriceSource.PROMOTION)
+    elif by_rule is not None and not same_price:
+        assert rule is not None
+        expected = (by_rule, rule.source)
+    elif regional_amount is not None:
+        expected = (cny(regional_amount), PriceSource.REGIONAL)
+    elif list_amount is not None:
+        expected = (cny(list_amount), PriceSource.LIST)
+    else:
+        with pytest.raises(FailedPrecondition):
+            resolve(given_inputs, at)
+        return
+    got = resolve(given_inputs, at)
+    assert (got.price, got.source) == expected
+    assert got.price.amount_minor >= 0
+
+
+@given(
+    st.lists(st.integers(1, 10**4), min_size=1, max_size=8),
+    st.integers(-(10**4), 10**5),
+)
+def test_back_to_back_promotions_never_both_apply_and_the_right_one_wins(lengths, offset):
+    edges = [T0]
+    for length in lengths:
+        edges.append(edges[-1] + timedelta(seconds=length))
+    promotions = [
+        PromotionPrice(f"P{i}", Window(a, b), cny(100 + i))
+        for i, (a, b) in enumerate(itertools.pairwise(edges))
+    ]
+    for i, p in enumerate(promotions):
+        others = [(q.promotion_id, q.window) for q in promotions if q is not p]
+        assert first_overlap(p.window, others) is None, i
+    at = T0 + timedelta(seconds=offset)
+    containing = [p for p in promotions if p.window.contains(at)]
+    assert len(containing) <= 1
+    got = resolve(inputs(promotions=promotions), at)
+    if containing:
+        assert got.promotion_id == containing[0].promotion_id
+    else:
+        assert got.source is PriceSource.LIST
+
+
+currencies = st.sampled_from(["CNY", "USD", "EUR", "HKD"])
+
+
+@given(currencies, st.one_of(st.none(), currencies), st.sets(currencies, max_size=3))
+def test_a_price_is_accepted_exactly_when_it_keeps_the_sku_in_one_currency(
+    currency, list_currency, others
+):
+    list_price = None if list_currency is None else Money(list_currency, 100)
+    priced_in = sku_currencies(list_price, others)
+    clash = currency_clash(currency, priced_in)
+    if priced_in <= {currency}:
+        assert clash is None
+    else:
+        assert clash in priced_in and clash != currency
