@@ -104,6 +104,56 @@ DASHBOARDS = (
         ),
     ),
     Dashboard(
+        "omni-orders",
+        "Omni / Orders and routing",
+        (
+            Panel(
+                "Orders captured, by channel kind and mode",
+                "sum by (channel_kind, mode) (rate(omni_order_orders_captured_total[5m]))",
+                "{{channel_kind}} {{mode}}",
+                "ops",
+            ),
+            Panel(
+                "Orders finished, by outcome",
+                "sum by (channel_kind, outcome) (increase(omni_order_orders_finished_total[1h]))",
+                "{{channel_kind}} {{outcome}}",
+            ),
+            Panel(
+                "Routing decisions, by outcome",
+                "sum by (outcome) (increase(omni_order_routing_decisions_total[1h]))",
+                "{{outcome}}",
+            ),
+            Panel(
+                "Split share of routing decisions",
+                'sum(increase(omni_order_routing_decisions_total{outcome="split"}[1h]))'
+                " / sum(increase(omni_order_routing_decisions_total[1h]))",
+                "split",
+                "percentunit",
+            ),
+            Panel(
+                "Unfillable queue (orders waiting for stock)",
+                "max(omni_order_unfillable_orders)",
+                "unfillable",
+            ),
+            Panel(
+                "Cancellations, by reason",
+                "sum by (reason) (increase(omni_order_cancellations_total[1h]))",
+                "{{reason}}",
+            ),
+            Panel(
+                "Holds refused by inventory after routing",
+                "sum(increase(omni_order_holds_refused_total[1h]))",
+                "refused",
+            ),
+            Panel(
+                "Holds expired at inventory, by order status",
+                "sum by (status) (increase(omni_order_holds_expired_total[1h]))",
+                "{{status}}",
+            ),
+            Panel("CaptureOrder p99", method_p99("CaptureOrder"), "p99", "s"),
+        ),
+    ),
+    Dashboard(
         "omni-inventory",
         "Omni / Inventory",
         (
@@ -112,6 +162,11 @@ DASHBOARDS = (
                 "sum by (outcome) (rate(omni_inventory_reservations_total[5m]))",
                 "{{outcome}}",
                 "ops",
+            ),
+            Panel(
+                "Reservations refused (not enough stock)",
+                'sum(increase(omni_inventory_reservations_total{outcome="refused_no_stock"}[1h]))',
+                "refused",
             ),
             Panel(
                 "Reservations ended (confirmed, released, expired)",
@@ -130,6 +185,57 @@ DASHBOARDS = (
                 "Transfers by step",
                 "sum by (step) (increase(omni_inventory_transfers_total[1h]))",
                 "{{step}}",
+            ),
+        ),
+    ),
+    Dashboard(
+        "omni-gateway",
+        "Omni / Gateway and channels",
+        (
+            Panel(
+                "Inbound payloads, by channel kind and result",
+                "sum by (channel_kind, result) (rate(omni_gateway_inbound_payloads_total[5m]))",
+                "{{channel_kind}} {{result}}",
+                "ops",
+            ),
+            Panel(
+                "Inbound payloads refused or failed, by route",
+                "sum by (route, result) (increase(omni_gateway_inbound_payloads_total"
+                '{result=~"rejected|failed"}[1h]))',
+                "{{route}} {{result}}",
+            ),
+            Panel(
+                "Channel orders (first time or duplicate)",
+                "sum by (channel_kind, outcome) (increase(omni_gateway_channel_orders_total[1h]))",
+                "{{channel_kind}} {{outcome}}",
+            ),
+            Panel(
+                "Signature and auth failures, by reason",
+                "sum by (reason) (increase(omni_gateway_auth_failures_total[1h]))",
+                "{{reason}}",
+            ),
+            Panel(
+                "Requests rate-limited (429)",
+                "sum(increase(omni_gateway_rate_limited_total[1h]))",
+                "429",
+            ),
+            Panel(
+                "Pushes to channels, by kind and outcome",
+                "sum by (kind, outcome) (increase(omni_gateway_pushes_total[15m]))",
+                "{{kind}} {{outcome}}",
+            ),
+            Panel(
+                "Sync lag to channels p99 (event → acknowledged push)",
+                "histogram_quantile(0.99, sum by (le, channel) "
+                "(rate(omni_gateway_sync_lag_seconds_bucket[15m])))",
+                "{{channel}}",
+                "s",
+            ),
+            Panel(
+                "Oldest pending push, by channel",
+                "max by (channel) (omni_gateway_oldest_pending_push_age_seconds)",
+                "{{channel}}",
+                "s",
             ),
         ),
     ),
