@@ -22,6 +22,9 @@ from dataclasses import dataclass
 # A request older or newer than this is refused: it bounds how long nonces must be kept.
 REPLAY_WINDOW_SECONDS = 300
 MAX_NONCE_LENGTH = 64
+# Unix seconds have 10 digits until 2286; a longer "timestamp" is not one (and Python's int()
+# refuses strings of thousands of digits).
+MAX_TIMESTAMP_DIGITS = 12
 
 
 class SignatureError(Exception):
@@ -53,6 +56,10 @@ def sign(secret: str, method: str, path: str, timestamp: int, nonce: str, body: 
     return hmac.new(secret.encode(), message.encode(), hashlib.sha256).hexdigest()
 
 
+def is_unix_seconds(raw: str) -> bool:
+    return raw.isascii() and raw.isdigit() and len(raw) <= MAX_TIMESTAMP_DIGITS
+
+
 def parse_headers(headers: Mapping[str, str]) -> SignedRequest:
     """Read the Omni signature headers (case-insensitive mapping expected)."""
     key_id = headers.get("x-omni-key", "")
@@ -61,7 +68,7 @@ def parse_headers(headers: Mapping[str, str]) -> SignedRequest:
     signature = headers.get("x-omni-signature", "")
     if not key_id or not raw_ts or not nonce or not signature:
         raise SignatureError("missing signature headers")
-    if not raw_ts.isascii() or not raw_ts.isdigit():
+    if not is_unix_seconds(raw_ts):
         raise SignatureError("timestamp is not unix seconds")
     if len(nonce) > MAX_NONCE_LENGTH:
         raise SignatureError("nonce too long")
@@ -117,7 +124,7 @@ def marketplace_request(style: str, params: Mapping[str, str]) -> SignedRequest:
     signature = params.get("sign", "")
     if not key_id or not raw_ts or not signature:
         raise SignatureError(f"missing {style} signature parameters")
-    if not raw_ts.isascii() or not raw_ts.isdigit():
+    if not is_unix_seconds(raw_ts):
         raise SignatureError("timestamp is not unix seconds")
     if len(signature) > MAX_NONCE_LENGTH:
         raise SignatureError("sign too long")

@@ -30,8 +30,16 @@ from services.gateway import metrics
 from services.gateway.adapters.peers import Peers
 from services.gateway.connectors import distributor, jd, local_life, pos, tmall, web_mall
 from services.gateway.domain.access import Caller, require_channel, require_owner, require_scope
+from services.gateway.domain.channels import ID_PATTERN
 from services.gateway.domain.signatures import SignatureError
 from services.gateway.entrypoints import errors
+from services.gateway.entrypoints.input_guard import (
+    BodyTooLarge,
+    InputGuard,
+    read_body,
+    replaying,
+    send_json,
+)
 from services.gateway.entrypoints.status_page import status_router
 from services.gateway.service_layer import inbound, ingest, security
 from services.gateway.service_layer.channels import Channel, get_channel, load_key
@@ -55,13 +63,20 @@ PRINTABLE = r"^[^\x00-\x1f\x7f]+$"
 
 def route_of(path: str) -> tuple[str, str]:
     """(channel id, route name) from the URL: /v1/channels/{id}/{connector}/{what} or
-    /open/v1/{what}."""
+    /open/v1/{what}. Whatever is not a possible channel id or a known route is stored as
+    "" / "unknown" (the raw path is kept whole), so a hostile URL cannot break the row or
+    the metrics' label sets."""
     parts = [p for p in path.split("/") if p]
     if len(parts) == 5 and parts[:2] == ["v1", "channels"]:
-        return parts[2], f"{parts[3]}.{parts[4]}"
+        channel_id = parts[2] if ID_PATTERN.match(parts[2]) else ""
+        return channel_id, known_route(f"{parts[3]}.{parts[4]}")
     if len(parts) >= 3 and parts[:2] == ["open", "v1"]:
-        return "", f"open.{parts[2]}"
+        return "", known_route(f"open.{parts[2]}")
     return "", "unknown"
+
+
+def known_route(name: str) -> str:
+    return name if name in ingest.ROUTES else "unknown"
 
 
 class RawPayloadStore:
@@ -76,17 +91,13 @@ class RawPayloadStore:
         if scope["type"] != "http" or scope["method"] != "POST":
             await self.app(scope, receive, send)
             return
-        body = b""
-        more = True
-        while more:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            body += message.get("body", b"")
-            more = message.get("more_body", False)
-            if len(body) > MAX_BODY_BYTES:
-                await _send_json(send, 413, errors.body("PAYLOAD_TOO_LARGE", "body over 1 MB"))
-                return
+        try:
+            body = await read_body(receive, MAX_BODY_BYTES)
+        except BodyTooLarge:
+            await send_json(send, 413, errors.body("PAYLOAD_TOO_LARGE", "body over 1 MB"))
+            return
+        if body is None:
+            return
         raw_path = (scope.get("raw_path") or scope["path"].encode()).decode("latin-1")
         raw_query = scope.get("query_string", b"").decode("latin-1")
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
@@ -104,19 +115,10 @@ class RawPayloadStore:
         except Exception:
             # Nothing is processed that could not be kept first.
             log.exception("could not store an inbound payload")
-            await _send_json(send, 503, errors.body("UNAVAILABLE", "cannot store the payload"))
+            await send_json(send, 503, errors.body("UNAVAILABLE", "cannot store the payload"))
             return
         state = scope.setdefault("state", {})
         state["payload_id"] = payload_id
-        delivered = False
-
-        async def replay() -> Message:
-            nonlocal delivered
-            if not delivered:
-                delivered = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
-
         status = 500
         error_chunks: list[bytes] = []
         recorded = False
@@ -152,24 +154,9 @@ class RawPayloadStore:
             await send(message)
 
         try:
-            await self.app(scope, replay, capture)
+            await self.app(scope, replaying(body, receive), capture)
         finally:
             await record()
-
-
-async def _send_json(send: Send, status: int, payload: dict[str, Any]) -> None:
-    raw = errors.dumps(payload).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(raw)).encode()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": raw})
 
 
 def error_json(
@@ -216,13 +203,46 @@ def channel_auth(style: str) -> Callable[..., Awaitable[tuple[Caller, Channel]]]
     return dependency
 
 
+# The marketplaces' signature parameters, declared so the OpenAPI document (and the fuzzing
+# against it) knows them; security.authenticate reads them from the query string itself.
+QueryText = Annotated[str, Query(max_length=256)]
+
+
+async def tmall_auth(
+    request: Request,
+    channel_id: ChannelId,
+    app_key: QueryText = "",
+    timestamp: QueryText = "",
+    sign_method: QueryText = "",
+    sign: QueryText = "",
+) -> tuple[Caller, Channel]:
+    """Tmall-style: app_key, timestamp (unix seconds), sign_method=hmac-sha256, sign."""
+    caller, channel = await authenticate(request, "tmall")
+    require_channel(caller, channel_id)
+    return caller, channel
+
+
+async def jd_auth(
+    request: Request,
+    channel_id: ChannelId,
+    app_key: QueryText = "",
+    timestamp: QueryText = "",
+    v: QueryText = "",
+    sign: QueryText = "",
+) -> tuple[Caller, Channel]:
+    """JD-style: app_key, timestamp (unix seconds), v=2.0, sign."""
+    caller, channel = await authenticate(request, "jd")
+    require_channel(caller, channel_id)
+    return caller, channel
+
+
 async def open_auth(request: Request) -> tuple[Caller, Channel]:
     return await authenticate(request, "omni")
 
 
 Signed = Annotated[tuple[Caller, Channel], Depends(channel_auth("omni"))]
-TmallSigned = Annotated[tuple[Caller, Channel], Depends(channel_auth("tmall"))]
-JdSigned = Annotated[tuple[Caller, Channel], Depends(channel_auth("jd"))]
+TmallSigned = Annotated[tuple[Caller, Channel], Depends(tmall_auth)]
+JdSigned = Annotated[tuple[Caller, Channel], Depends(jd_auth)]
 OpenSigned = Annotated[tuple[Caller, Channel], Depends(open_auth)]
 
 
@@ -585,6 +605,8 @@ def create_app(gw: Gateway | None = None) -> FastAPI:
             ],
         )
 
+    # Starlette runs the last added outermost: raw payload first, then the input guard.
+    app.add_middleware(InputGuard, max_body=MAX_BODY_BYTES)
     app.add_middleware(RawPayloadStore, gw=gw)
     return app
 

@@ -28,7 +28,12 @@ SECRET_PARAMS = frozenset({"sign", "access_token", "app_secret"})
 
 
 def redact_headers(headers: Mapping[str, str]) -> dict[str, str]:
-    return {k.lower(): v for k, v in headers.items() if k.lower() not in SECRET_HEADERS}
+    """Without secrets; NUL (which JSONB cannot hold) shown as U+FFFD."""
+    return {
+        k.lower().replace("\x00", "\ufffd"): v.replace("\x00", "\ufffd")
+        for k, v in headers.items()
+        if k.lower() not in SECRET_HEADERS
+    }
 
 
 def redact_path(raw_path: str, raw_query: str) -> str:
