@@ -5,13 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
-from google.protobuf.descriptor import FieldDescriptor
-from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 from omni.common.v1 import money_pb2
 from omni.distribution.v1 import distribution_pb2 as pb
 
-from libs.errors import InvalidArgument, Validator
 from services.distribution.domain.organisation import OrgUnit, Staff, Territory
 
 
@@ -98,33 +95,3 @@ def alert_to_proto(row: dict[str, object]) -> pb.Alert:
         resolved_by_staff_id=str(row.get("resolved_by") or ""),
         resolve_time=timestamp(resolved),
     )
-
-
-def field_time(message: Message, field: str) -> datetime | None:
-    """A timestamp field as a datetime (None when unset); out of range is INVALID_ARGUMENT."""
-    if not message.HasField(field):
-        return None
-    try:
-        return from_timestamp(getattr(message, field))
-    except (ValueError, OverflowError) as exc:
-        raise InvalidArgument.field(field, "is not a valid timestamp") from exc
-
-
-def reject_nul_strings(message: Message) -> None:
-    """PostgreSQL text cannot hold NUL characters: name the field instead of failing later."""
-    check = Validator()
-    _walk_strings(message, "", check)
-    check.raise_if_any()
-
-
-def _walk_strings(message: Message, prefix: str, check: Validator) -> None:
-    for field, value in message.ListFields():
-        name = f"{prefix}{field.name}"
-        repeated = field.is_repeated
-        items = list(value) if repeated else [value]
-        if field.type == FieldDescriptor.TYPE_STRING:
-            if any("\x00" in item for item in items):
-                check.add(name, "must not contain NUL characters")
-        elif field.type == FieldDescriptor.TYPE_MESSAGE:
-            for index, item in enumerate(items):
-                _walk_strings(item, f"{name}[{index}]." if repeated else f"{name}.", check)

@@ -246,6 +246,7 @@ class Repository:
                 effective_from=r.effective_from,
                 version=r.version,
                 saved_shipping_minor=r.saved_shipping_minor,
+                currency=r.currency,
             )
             for r in rows
         ]

@@ -104,11 +104,32 @@ class Rule:
     effective_from: datetime
     version: int
     saved_shipping_minor: int = 0
+    # The currency of the rule's amount (the fixed amount, or the saved shipping cost of the
+    # fulfilling franchisee's share); "" for a plain rate, which applies in any currency.
+    currency: str = ""
+
+    @property
+    def has_amount(self) -> bool:
+        return self.fixed_minor is not None or self.role == Role.FULFILLING_FRANCHISEE
+
+    def applies_in(self, currency: str) -> bool:
+        """An amount in one currency is never paid on an order in another."""
+        return not self.has_amount or self.currency == currency
 
 
-def rule_in_force(rules: Sequence[Rule], flow: Flow, role: Role, at: datetime) -> Rule | None:
-    """The newest version of (flow, role) whose effective time is not after ``at``."""
-    candidates = [r for r in rules if r.flow == flow and r.role == role and r.effective_from <= at]
+def rule_in_force(
+    rules: Sequence[Rule], flow: Flow, role: Role, at: datetime, currency: str | None = None
+) -> Rule | None:
+    """The newest version of (flow, role) whose effective time is not after ``at`` (and,
+    when ``currency`` is given, that can be paid in it)."""
+    candidates = [
+        r
+        for r in rules
+        if r.flow == flow
+        and r.role == role
+        and r.effective_from <= at
+        and (currency is None or r.applies_in(currency))
+    ]
     if not candidates:
         return None
     return max(candidates, key=lambda r: (r.effective_from, r.version))
@@ -179,6 +200,12 @@ class FulfillingUnit:
     is_franchisee: bool
     # The unit sits in the delivery address's city.
     same_city: bool
+    # A distributor, franchisee or agent: credited as a DEALER; anything else as a STORE.
+    is_dealer: bool
+
+    def __post_init__(self) -> None:
+        if self.is_franchisee and not self.is_dealer:
+            raise ValueError("a franchisee is a dealer")
 
 
 @dataclass(frozen=True)
@@ -277,7 +304,7 @@ def beneficiaries_by_line(facts: OrderFacts, flow: Flow, role: Role) -> dict[str
             everyone = facts.pickup_unit
         else:
             return {
-                line.line_id: _unit_beneficiary(unit.unit_id, not unit.is_franchisee)
+                line.line_id: _unit_beneficiary(unit.unit_id, not unit.is_dealer)
                 for line in facts.lines
                 if (unit := facts.fulfilling_by_line.get(line.line_id)) is not None
             }
@@ -304,13 +331,15 @@ def role_total(rule: Rule, lines: Sequence[Line], shipments: int) -> int:
 
 
 def plan_commissions(facts: OrderFacts, rules: Sequence[Rule]) -> CommissionPlan:
-    """Every role's earnings on a completed order under the rules in force at completion."""
+    """Every role's earnings on a completed order under the rules in force at completion;
+    a rule whose amount (fixed, or saved shipping cost) is in another currency than the
+    order's is not in force for it."""
     flow = classify_flow(facts)
     if flow == Flow.UNSPECIFIED:
         return CommissionPlan(flow, ())
     payouts: list[Payout] = []
     for role in Role:
-        rule = rule_in_force(rules, flow, role, facts.completed_at)
+        rule = rule_in_force(rules, flow, role, facts.completed_at, facts.currency)
         if rule is None:
             continue
         credited = beneficiaries_by_line(facts, flow, role)

@@ -10,11 +10,15 @@ import re
 from collections.abc import Collection
 from datetime import UTC, datetime
 
-PERIOD_PATTERN = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+PERIOD_PATTERN = re.compile(r"[0-9]{4}-(0[1-9]|1[0-2])")
+# The first and last months whose start and end a datetime can represent (year 1 to 9999).
+FIRST_PERIOD, LAST_PERIOD = "0001-01", "9999-11"
 
 
 def is_period(text: str) -> bool:
-    return PERIOD_PATTERN.match(text) is not None
+    """A month "YYYY-MM" from 0001-01 to 9999-11: "0000-05" has no start and "9999-12" no end
+    a calendar can name."""
+    return PERIOD_PATTERN.fullmatch(text) is not None and FIRST_PERIOD <= text <= LAST_PERIOD
 
 
 def period_of(moment: datetime) -> str:

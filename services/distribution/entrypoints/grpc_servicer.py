@@ -3,23 +3,19 @@ translate back. The caller is the staff id in the `x-omni-staff-id` metadata."""
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import grpc
-from google.protobuf.message import Message
 from omni.distribution.v1 import distribution_pb2 as pb
 from omni.distribution.v1 import distribution_service_pb2 as svc
 from omni.distribution.v1 import distribution_service_pb2_grpc as svc_grpc
 
 from libs.idempotency import run_idempotent
+from libs.proto_input import field_time
 from libs.unit_of_work import UnitOfWork, UnitOfWorkFactory
 from services.distribution.adapters.proto import (
     alert_to_proto,
-    field_time,
     money,
-    reject_nul_strings,
     staff_to_proto,
     territories_from_proto,
     timestamp,
@@ -47,23 +43,6 @@ def caller_staff_id(context: Context) -> str:
     return ""
 
 
-RequestT = TypeVar("RequestT", bound=Message)
-ResponseT = TypeVar("ResponseT", bound=Message)
-Method = Callable[[Any, RequestT, Context], Awaitable[ResponseT]]
-
-
-def checked(method: Method[RequestT, ResponseT]) -> Method[RequestT, ResponseT]:
-    """Reject strings PostgreSQL cannot store before anything (request-id claim included)
-    touches the database."""
-
-    @functools.wraps(method)
-    async def wrapper(self: Any, request: RequestT, context: Context) -> ResponseT:
-        reject_nul_strings(request)
-        return await method(self, request, context)
-
-    return wrapper
-
-
 class DistributionServicer(svc_grpc.DistributionServiceServicer):
     def __init__(self, uow_factory: UnitOfWorkFactory, config: DistributionConfig) -> None:
         self.uow = uow_factory
@@ -72,7 +51,6 @@ class DistributionServicer(svc_grpc.DistributionServiceServicer):
     async def _caller(self, uow: UnitOfWork, context: Context) -> Caller:
         return await load_caller(Repository(uow.session), caller_staff_id(context), self.config)
 
-    @checked
     async def CreateOrgUnit(
         self, request: svc.CreateOrgUnitRequest, context: Context
     ) -> svc.CreateOrgUnitResponse:
@@ -100,7 +78,6 @@ class DistributionServicer(svc_grpc.DistributionServiceServicer):
             caller=caller_staff_id(context),
         )
 
-    @checked
     async def GetOrgUnit(
         self, request: svc.GetOrgUnitRequest, context: Context
     ) -> svc.GetOrgUnitResponse:
@@ -109,7 +86,6 @@ class DistributionServicer(svc_grpc.DistributionServiceServicer):
             unit = await organisation.get_unit(uow, caller, request.unit_id)
             return svc.GetOrgUnitResponse(org_unit=unit_to_proto(unit))
 
-    @checked
     async def ListOrgUnits(
         self, request: svc.ListOrgUnitsRequest, context: Context
     ) -> svc.ListOrgUnitsResponse:
@@ -122,7 +98,6 @@ class DistributionServicer(svc_grpc.DistributionServiceServicer):
                 org_units=[unit_to_proto(u) for u in units], next_page_token=token
             )
 
-    @checked
     async def SetDealerTerritory(
         self, request: svc.SetDealerTerritoryRequest, context: Context
     ) -> svc.SetDealerTerritoryResponse:
@@ -143,7 +118,6 @@ class DistributionServicer(svc_grpc.DistributionServiceServicer):
             caller=caller_staff_id(context),
         )
 
-    @checked
     async def CreateStaff(
         self, request: svc.CreateStaffRequest, context: Context
     ) -> svc.CreateStaffResponse:
@@ -169,7 +143,6 @@ class DistributionServicer(svc_grpc.DistributionServiceServicer):
             caller=caller_staff_id(context),
         )
 
-    @checked
     async def GetStaff(
         self, request: svc.GetStaffRequest, context: Context
     ) -> svc.GetStaffResponse:
@@ -178,7 +151,6 @@ class DistributionServicer(svc_grpc.DistributionServiceServicer):
             member = await organisation.get_staff(uow, caller, request.staff_id)
             return svc.GetStaffResponse(staff=staff_to_proto(member))
 
-    @checked
     async def IssueGuideCode(
         self, request: svc.IssueGuideCodeRequest, context: Context
     ) -> svc.IssueGuideCodeResponse:
@@ -189,7 +161,6 @@ class DistributionServicer(svc_grpc.DistributionServiceServicer):
             )
             return svc.IssueGuideCodeResponse(guide_code=code)
 
-    @checked
     async def SetCommissionRule(
         self, request: svc.SetCommissionRuleRequest, context: Context
     ) -> svc.SetCommissionRuleResponse:
@@ -219,7 +190,6 @@ class DistributionServicer(svc_grpc.DistributionServiceServicer):
             caller=caller_staff_id(context),
         )
 
-    @checked
     async def ListCommissionRules(
         self, request: svc.ListCommissionRulesRequest, context: Context
     ) -> svc.ListCommissionRulesResponse:
@@ -238,7 +208,6 @@ class DistributionServicer(svc_grpc.DistributionServiceServicer):
                 ]
             )
 
-    @checked
     async def SetMinimumPrice(
         self, request: svc.SetMinimumPriceRequest, context: Context
     ) -> svc.SetMinimumPriceResponse:
@@ -266,7 +235,6 @@ class DistributionServicer(svc_grpc.DistributionServiceServicer):
             caller=caller_staff_id(context),
         )
 
-    @checked
     async def GetOrderCommissions(
         self, request: svc.GetOrderCommissionsRequest, context: Context
     ) -> svc.GetOrderCommissionsResponse:
@@ -288,7 +256,6 @@ class DistributionServicer(svc_grpc.DistributionServiceServicer):
                 ],
             )
 
-    @checked
     async def ListAlerts(
         self, request: svc.ListAlertsRequest, context: Context
     ) -> svc.ListAlertsResponse:
@@ -307,7 +274,6 @@ class DistributionServicer(svc_grpc.DistributionServiceServicer):
                 alerts=[alert_to_proto(a) for a in found], next_page_token=token
             )
 
-    @checked
     async def ResolveAlert(
         self, request: svc.ResolveAlertRequest, context: Context
     ) -> svc.ResolveAlertResponse:
@@ -326,7 +292,6 @@ class DistributionServicer(svc_grpc.DistributionServiceServicer):
             caller=caller_staff_id(context),
         )
 
-    @checked
     async def GetStatement(
         self, request: svc.GetStatementRequest, context: Context
     ) -> svc.GetStatementResponse:
@@ -368,7 +333,6 @@ class DistributionServicer(svc_grpc.DistributionServiceServicer):
                 next_page_token=page.next_page_token,
             )
 
-    @checked
     async def ClosePeriod(
         self, request: svc.ClosePeriodRequest, context: Context
     ) -> svc.ClosePeriodResponse:
@@ -387,7 +351,6 @@ class DistributionServicer(svc_grpc.DistributionServiceServicer):
             caller=caller_staff_id(context),
         )
 
-    @checked
     async def GetSalesStatistics(
         self, request: svc.GetSalesStatisticsRequest, context: Context
     ) -> svc.GetSalesStatisticsResponse:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from libs.errors import FailedPrecondition, NotFound, Validator
+from libs.pagination import decode_token, encode_token
 from libs.unit_of_work import UnitOfWork
 from services.distribution.adapters.repository import Repository, like_prefix
 from services.distribution.adapters.tables import alerts
@@ -33,13 +34,15 @@ async def list_alerts(
     check.check(status in (0, ALERT_OPEN, ALERT_RESOLVED), "status", "must be OPEN or RESOLVED")
     check.check(kind in (0, 1, 2, 3), "kind", "must be a known alert kind")
     check.raise_if_any()
+    after = decode_token(page_token, 1, (str,))
     repo = Repository(uow.session)
     if unit_id:
         path = (await visible_unit(repo, caller, unit_id, "unit_id")).path
     else:
         path = caller.scope_path
     query = sa.select(alerts).where(
-        alerts.c.dealer_path.like(like_prefix(path)), alerts.c.alert_id > page_token
+        alerts.c.dealer_path.like(like_prefix(path)),
+        alerts.c.alert_id > (str(after[0]) if after else ""),
     )
     if status:
         query = query.where(alerts.c.status == status)
@@ -47,7 +50,7 @@ async def list_alerts(
         query = query.where(alerts.c.kind == kind)
     size = page_size or DEFAULT_PAGE_SIZE
     rows = (await uow.session.execute(query.order_by(alerts.c.alert_id).limit(size + 1))).all()
-    token = str(rows[size - 1].alert_id) if len(rows) > size else ""
+    token = encode_token([str(rows[size - 1].alert_id)]) if len(rows) > size else ""
     return [dict(r._mapping) for r in rows[:size]], token
 
 

@@ -198,6 +198,7 @@ async def apply_order_completed(
                 fulfilment_id=fulfilment.fulfilment_id,
                 is_franchisee=unit.kind == UnitKind.FRANCHISEE,
                 same_city=bool(order.delivery_city) and unit.city == order.delivery_city,
+                is_dealer=unit.kind in DEALER_KINDS,
             )
         if unit.kind in DEALER_KINDS:
             shipments.append(
@@ -218,14 +219,7 @@ async def apply_order_completed(
         pickup_unit=_beneficiary(pickup) if pickup else None,
         fulfilling_by_line=fulfilling,
     )
-    rules, currencies = await repo.rules(hq_id)
-    # A fixed amount in another currency cannot be paid on this order.
-    rules = [
-        r
-        for r in rules
-        if r.fixed_minor is None
-        or currencies.get((int(r.flow), int(r.role), r.version)) == order.currency
-    ]
+    rules, _currencies = await repo.rules(hq_id)
     plan = plan_commissions(facts, rules)
 
     fulfilling_units = [

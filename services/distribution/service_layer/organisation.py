@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from libs.errors import AlreadyExists, InvalidArgument, NotFound, PermissionDenied, Validator
+from libs.pagination import decode_token, encode_token
 from libs.unit_of_work import UnitOfWork
 from services.distribution.adapters.repository import Repository
 from services.distribution.domain import guide_codes
@@ -111,16 +112,17 @@ async def get_unit(uow: UnitOfWork, caller: Caller, unit_id: str) -> OrgUnit:
 async def list_child_units(
     uow: UnitOfWork, caller: Caller, parent_id: str, page_size: int, page_token: str
 ) -> tuple[list[OrgUnit], str]:
-    """The direct children of a unit in id order; the page token is the last id returned."""
+    """The direct children of a unit in id order; the page token holds the last id returned."""
     check = Validator()
     check.check(0 <= page_size <= MAX_PAGE_SIZE, "page_size", f"must be 0-{MAX_PAGE_SIZE}")
     check.raise_if_any()
+    after = decode_token(page_token, 1, (str,))
     repo = Repository(uow.session)
     await visible_unit(repo, caller, parent_id, "parent_id")
     size = page_size or DEFAULT_PAGE_SIZE
-    found = await repo.child_units(parent_id, page_token, size + 1)
+    found = await repo.child_units(parent_id, str(after[0]) if after else "", size + 1)
     if len(found) > size:
-        return found[:size], found[size - 1].unit_id
+        return found[:size], encode_token([found[size - 1].unit_id])
     return found, ""
 
 

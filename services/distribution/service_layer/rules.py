@@ -108,6 +108,7 @@ async def set_rule(uow: UnitOfWork, caller: Caller, new: NewRule) -> tuple[Rule,
         effective_from=new.effective_from,
         version=version,
         saved_shipping_minor=new.saved_shipping_minor,
+        currency=currency,
     )
     return rule, currency
 

@@ -10,6 +10,7 @@ from omni.distribution.v1 import distribution_pb2 as pb
 from omni.distribution.v1 import events_pb2
 
 from libs.errors import FailedPrecondition, InvalidArgument, NotFound, Validator
+from libs.pagination import decode_token, encode_token
 from libs.unit_of_work import UnitOfWork
 from services.distribution import metrics
 from services.distribution.adapters.proto import money, timestamp
@@ -22,13 +23,19 @@ from services.distribution.adapters.tables import (
 )
 from services.distribution.domain.commission_rules import BeneficiaryKind
 from services.distribution.domain.organisation import Caller
-from services.distribution.domain.settlement import is_period, period_end
+from services.distribution.domain.settlement import (
+    FIRST_PERIOD,
+    LAST_PERIOD,
+    is_period,
+    period_end,
+)
 from services.distribution.service_layer.organisation import visible_unit
 
 MAX_PAGE_SIZE = 1000
 DEFAULT_PAGE_SIZE = 100
 ENTRY_COMMISSION, ENTRY_REBATE, ENTRY_CLAWBACK = 1, 2, 3
 PERIOD_OPEN, PERIOD_CLOSED = 1, 2
+PERIOD_RULE = f"must be a month YYYY-MM from {FIRST_PERIOD} to {LAST_PERIOD}"
 
 
 @dataclass(frozen=True)
@@ -88,15 +95,11 @@ async def get_statement(
         "must be GUIDE, STORE or DEALER",
     )
     check.check(bool(beneficiary_id), "beneficiary_id", "is required")
-    check.check(is_period(period), "period", "must be YYYY-MM")
+    check.check(is_period(period), "period", PERIOD_RULE)
     check.check(len(currency) == 3 and currency.isupper(), "currency_code", "must be like CNY")
     check.check(0 <= page_size <= MAX_PAGE_SIZE, "page_size", f"must be 0-{MAX_PAGE_SIZE}")
-    check.check(
-        page_token == "" or (page_token.isdigit() and len(page_token) <= 18),
-        "page_token",
-        "is not a page token",
-    )
     check.raise_if_any()
+    after = decode_token(page_token, 1, (int,))
     repo = Repository(uow.session)
     _path, hq_id = await _beneficiary_scope(repo, caller, kind, beneficiary_id)
     closed = period in await repo.closed_periods(hq_id)
@@ -139,13 +142,13 @@ async def get_statement(
                 entries.c.beneficiary_id == beneficiary_id,
                 entries.c.period == period,
                 entries.c.currency == currency,
-                entries.c.entry_id > int(page_token or 0),
+                entries.c.entry_id > (int(after[0]) if after else 0),
             )
             .order_by(entries.c.entry_id)
             .limit(size + 1)
         )
     ).all()
-    token = str(rows[size - 1].entry_id) if len(rows) > size else ""
+    token = encode_token([int(rows[size - 1].entry_id)]) if len(rows) > size else ""
     return StatementPage(PERIOD_CLOSED if closed else PERIOD_OPEN, totals, list(rows[:size]), token)
 
 
@@ -170,7 +173,7 @@ async def close_period(uow: UnitOfWork, caller: Caller, hq_id: str, period: str)
     bookings in flight (advisory lock) so none lands in the period after it closed."""
     check = Validator()
     check.check(bool(hq_id), "hq_id", "is required")
-    check.check(is_period(period), "period", "must be YYYY-MM")
+    check.check(is_period(period), "period", PERIOD_RULE)
     check.raise_if_any()
     repo = Repository(uow.session)
     hq = await visible_unit(repo, caller, hq_id, "hq_id")

@@ -12,7 +12,7 @@ from libs.errors import InvalidArgument, NotFound, Validator
 from libs.unit_of_work import UnitOfWork
 from services.distribution.adapters.repository import Repository, like_prefix
 from services.distribution.adapters.tables import commission_lines, order_facts
-from services.distribution.domain.commission_rules import Channel, Flow, Role
+from services.distribution.domain.commission_rules import BeneficiaryKind, Channel, Flow, Role
 from services.distribution.domain.organisation import Caller
 from services.distribution.service_layer.organisation import visible_unit
 
@@ -24,7 +24,7 @@ DIMENSIONS: dict[int, sa.ColumnElement[object]] = {
     5: order_facts.c.channel_kind,
     6: order_facts.c.flow,
 }
-CHANNEL_DIMENSION, FLOW_DIMENSION = 5, 6
+GUIDE_DIMENSION, STORE_DIMENSION, CHANNEL_DIMENSION, FLOW_DIMENSION = 1, 2, 5, 6
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,9 @@ async def sales_statistics(
     """Orders completed in [start, end) credited to a unit at or below ``unit_id`` (default:
     the caller's unit). An order is credited to its selling store for in-store sales, else
     to its guide's unit or pickup store, else to the HQ; its city and province are that
-    unit's, else the delivery address's. Commission is net of claw-backs."""
+    unit's, else the delivery address's. Commission is net of claw-backs, and each row's own
+    share: a guide's or a store's row counts what that guide or store earned (in every role),
+    a city, province, channel or flow row the whole commission of its orders."""
     check = Validator()
     check.check(dimension in DIMENSIONS, "dimension", "must be a known dimension")
     check.check(start is not None, "start_time", "is required")
@@ -72,7 +74,7 @@ async def sales_statistics(
             sa.func.count().label("order_count"),
             sa.func.sum(order_facts.c.total_minor).label("sales"),
             sa.func.sum(order_facts.c.refunded_minor).label("refunded"),
-            sa.func.sum(order_facts.c.commission_minor).label("commission"),
+            sa.func.sum(_commission_of(dimension)).label("commission"),
         )
         .where(
             order_facts.c.scope_path.like(like_prefix(path)),
@@ -93,6 +95,34 @@ async def sales_statistics(
         )
         for r in rows
     ]
+
+
+def _commission_of(dimension: int) -> sa.ColumnElement[int]:
+    """An order's commission as a row of ``dimension`` counts it, net of claw-backs: a guide
+    row counts what that guide earned on the order, a store row what that store (or dealer)
+    earned on it, in every role; a city, province, channel or flow row the whole order's."""
+    if dimension not in (GUIDE_DIMENSION, STORE_DIMENSION):
+        return order_facts.c.commission_minor
+    if dimension == GUIDE_DIMENSION:
+        kinds, beneficiary = [int(BeneficiaryKind.GUIDE)], order_facts.c.guide_staff_id
+    else:
+        kinds = [int(BeneficiaryKind.STORE), int(BeneficiaryKind.DEALER)]
+        beneficiary = order_facts.c.store_id
+    own = (
+        sa.select(
+            sa.func.coalesce(
+                sa.func.sum(commission_lines.c.paid_minor - commission_lines.c.clawed_minor), 0
+            )
+        )
+        .where(
+            commission_lines.c.order_id == order_facts.c.order_id,
+            commission_lines.c.beneficiary_kind.in_(kinds),
+            commission_lines.c.beneficiary_id == beneficiary,
+        )
+        .correlate(order_facts)
+        .scalar_subquery()
+    )
+    return own
 
 
 def _key_name(dimension: int, raw: object) -> str:

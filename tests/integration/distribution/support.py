@@ -320,3 +320,12 @@ async def wait_member_projected(stack: TestStack, member_id: str) -> None:
         await eventually(projected, timeout=30)
     finally:
         await db.dispose()
+
+
+async def build_ruled_world(api: Api, stack: TestStack, member_events: Producer, u: str) -> World:
+    """The tree with every test rule set, and a member ``M`` owned by guide G1 of S1."""
+    w = await build_world(api, u)
+    await set_rules(api, w)
+    await member_events.emit(w.id("M"), registered(w.id("M"), w.id("G1"), w.id("S1")))
+    await wait_member_projected(stack, w.id("M"))
+    return w

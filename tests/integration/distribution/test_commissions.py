@@ -24,15 +24,12 @@ from tests.integration.distribution.support import (
     ORDER_TOTAL,
     SAVED_SHIPPING,
     SHIPPING_SHARE_BP,
-    build_world,
+    build_ruled_world,
     completed,
     half_up,
     order,
     rate_of,
-    registered,
     returned,
-    set_rules,
-    wait_member_projected,
 )
 
 GUIDE, STORE, DEALER = (
@@ -80,12 +77,7 @@ def amounts(response) -> dict[tuple[int, int, str], tuple[int, int]]:
 
 @pytest.fixture
 async def world(api, events, test_stack, unique):
-    _, member_events = events
-    w = await build_world(api, unique)
-    await set_rules(api, w)
-    await member_events.emit(w.id("M"), registered(w.id("M"), w.id("G1"), w.id("S1")))
-    await wait_member_projected(test_stack, w.id("M"))
-    return w
+    return await build_ruled_world(api, test_stack, events[1], unique)
 
 
 async def test_each_flow_pays_every_role_its_rule(api, events, world):

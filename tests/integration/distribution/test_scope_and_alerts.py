@@ -422,7 +422,69 @@ async def test_malformed_values_are_invalid_argument_not_internal(api, world):
             "kind",
         ),
     ]
+    # Page tokens this service never issued: "²" passes str.isdigit() but not int().
+    # ([1] is a statement's kind of position, ["x"] an alert list's.)
+    for token, other_kind in (("²", "²"), ("٣", "٣"), ("9" * 30, "9" * 30), ("WyJ4Il0=", "WzFd")):
+        cases += [
+            (
+                "GetStatement",
+                svc.GetStatementRequest(
+                    beneficiary_kind=pb.BENEFICIARY_KIND_STORE,
+                    beneficiary_id=w.id("S1"),
+                    period="2026-01",
+                    page_token=token,
+                ),
+                "page_token",
+            ),
+            (
+                "ListAlerts",
+                svc.ListAlertsRequest(unit_id=w.id("SZ"), page_token=other_kind),
+                "page_token",
+            ),
+        ]
+    cases += [
+        (
+            "ListOrgUnits",
+            svc.ListOrgUnitsRequest(parent_id=w.id("SZ"), page_token=token),
+            "page_token",
+        )
+        for token in ("²", "WzFd", "not a token")
+    ]
+    # Months a calendar cannot end (9999-12) or begin (0000-xx), and a trailing newline.
+    for period in ("9999-12", "0000-05", "0000-12", "2020-01\n"):
+        cases.append(
+            (
+                "ClosePeriod",
+                svc.ClosePeriodRequest(
+                    request_id=f"close-{period!r}-{w.u}", hq_id=w.hq, period=period
+                ),
+                "period",
+            )
+        )
+        cases.append(
+            (
+                "GetStatement",
+                svc.GetStatementRequest(
+                    beneficiary_kind=pb.BENEFICIARY_KIND_STORE,
+                    beneficiary_id=w.id("S1"),
+                    period=period,
+                ),
+                "period",
+            )
+        )
     for method, request, field in cases:
         error = await rpc_error(hq.call(method, request))
-        assert error.code() == grpc.StatusCode.INVALID_ARGUMENT, method
+        assert error.code() == grpc.StatusCode.INVALID_ARGUMENT, (method, request)
         assert field in [f for f, _ in field_violations(error)]
+    # The tokens this service issues still work.
+    children = await hq.call(
+        "ListOrgUnits", svc.ListOrgUnitsRequest(parent_id=w.id("SZ"), page_size=1)
+    )
+    assert children.next_page_token
+    rest = await hq.call(
+        "ListOrgUnits",
+        svc.ListOrgUnitsRequest(
+            parent_id=w.id("SZ"), page_size=10, page_token=children.next_page_token
+        ),
+    )
+    assert [u.unit_id for u in [*children.org_units, *rest.org_units]] == [w.id("FR"), w.id("S1")]

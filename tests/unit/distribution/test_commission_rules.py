@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -9,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from services.distribution.domain.commission_rules import (
+    NOT_CLAWED_BACK,
     Beneficiary,
     BeneficiaryKind,
     Channel,
@@ -26,6 +28,7 @@ from services.distribution.domain.commission_rules import (
     classify_flow,
     clawback_for_line,
     plan_commissions,
+    role_total,
     round_half_up,
     rule_in_force,
 )
@@ -111,7 +114,7 @@ def test_other_store_pays_guide_and_the_selling_store():
 
 
 def test_fixed_amount_is_spread_over_lines_by_largest_remainder():
-    rule = Rule(Flow.OWN_STORE, Role.SELLING_STORE, None, 100, T0, 1)
+    rule = Rule(Flow.OWN_STORE, Role.SELLING_STORE, None, 100, T0, 1, currency="CNY")
     plan = plan_commissions(
         facts(lines=(Line("A", 1, 1), Line("B", 1, 1), Line("C", 1, 1))), [rule]
     )
@@ -120,8 +123,8 @@ def test_fixed_amount_is_spread_over_lines_by_largest_remainder():
 
 def test_fulfilling_store_is_paid_per_line_of_each_fulfilment():
     fulfilling = {
-        "L1": FulfillingUnit("S1", "F1", is_franchisee=False, same_city=True),
-        "L2": FulfillingUnit("S2", "F2", is_franchisee=False, same_city=False),
+        "L1": FulfillingUnit("S1", "F1", is_franchisee=False, same_city=True, is_dealer=False),
+        "L2": FulfillingUnit("S2", "F2", is_franchisee=False, same_city=False, is_dealer=False),
     }
     plan = plan_commissions(
         facts(
@@ -135,10 +138,10 @@ def test_fulfilling_store_is_paid_per_line_of_each_fulfilment():
 def test_franchisee_rebates_for_referral_and_same_city_shipping_share():
     franchisee_guide = CreditedGuide("G9", "FR1", unit_is_store=False, unit_is_franchisee=True)
     fulfilling = {
-        "L1": FulfillingUnit("FR1", "F1", is_franchisee=True, same_city=True),
-        "L2": FulfillingUnit("FR1", "F1", is_franchisee=True, same_city=True),
+        "L1": FulfillingUnit("FR1", "F1", is_franchisee=True, same_city=True, is_dealer=True),
+        "L2": FulfillingUnit("FR1", "F1", is_franchisee=True, same_city=True, is_dealer=True),
     }
-    shipping = Rule(Flow.EXPRESS, Role.FULFILLING_FRANCHISEE, 5000, None, T0, 1, 1_200)
+    shipping = Rule(Flow.EXPRESS, Role.FULFILLING_FRANCHISEE, 5000, None, T0, 1, 1_200, "CNY")
     plan = plan_commissions(
         facts(
             channel=Channel.OWN_ONLINE,
@@ -227,7 +230,7 @@ rule_strategy = st.one_of(
         lambda bp: Rule(Flow.OWN_STORE, Role.OWNING_GUIDE, bp, None, T0, 1)
     ),
     st.integers(min_value=0, max_value=10**6).map(
-        lambda fixed: Rule(Flow.OWN_STORE, Role.OWNING_GUIDE, None, fixed, T0, 1)
+        lambda fixed: Rule(Flow.OWN_STORE, Role.OWNING_GUIDE, None, fixed, T0, 1, currency="CNY")
     ),
 )
 
@@ -278,3 +281,201 @@ def test_virtual_guide_above_the_stores_earns_but_credits_no_shop():
     assert [(p.role, p.beneficiary.beneficiary_id) for p in plan.payouts] == [
         (Role.OWNING_GUIDE, "V1")
     ]
+
+
+def test_a_dealer_fulfilling_a_line_is_credited_as_a_dealer_not_a_store():
+    fulfilling = {
+        "L1": FulfillingUnit("D1", "F1", is_franchisee=False, same_city=False, is_dealer=True),
+        "L2": FulfillingUnit("S2", "F2", is_franchisee=False, same_city=False, is_dealer=False),
+    }
+    plan = plan_commissions(
+        facts(
+            channel=Channel.OWN_ONLINE, mode=Mode.EXPRESS_DELIVERY, fulfilling_by_line=fulfilling
+        ),
+        [rate(Flow.EXPRESS, Role.FULFILLING_STORE, 100)],
+    )
+    assert {p.beneficiary for p in plan.payouts} == {
+        Beneficiary(BeneficiaryKind.DEALER, "D1"),
+        Beneficiary(BeneficiaryKind.STORE, "S2"),
+    }
+    with pytest.raises(ValueError):
+        FulfillingUnit("FR", "F", is_franchisee=True, same_city=True, is_dealer=False)
+
+
+def test_a_rule_amount_in_another_currency_is_not_paid():
+    franchisee_guide = CreditedGuide("G9", "FR1", unit_is_store=False, unit_is_franchisee=True)
+    fulfilling = {
+        "L1": FulfillingUnit("FR1", "F1", is_franchisee=True, same_city=True, is_dealer=True),
+        "L2": FulfillingUnit("FR1", "F1", is_franchisee=True, same_city=True, is_dealer=True),
+    }
+    shipping_cny = Rule(
+        Flow.EXPRESS, Role.FULFILLING_FRANCHISEE, 5000, None, T0, 1, 1_200, currency="CNY"
+    )
+    fixed_cny = Rule(Flow.EXPRESS, Role.SELLING_STORE, None, 300, T0, 1, currency="CNY")
+    referral = rate(Flow.EXPRESS, Role.REFERRING_FRANCHISEE, 500)
+    rules = [shipping_cny, fixed_cny, referral]
+
+    def paid(currency: str) -> dict[Role, int]:
+        plan = plan_commissions(
+            facts(
+                currency=currency,
+                channel=Channel.OWN_ONLINE,
+                mode=Mode.SAME_CITY_DELIVERY,
+                guide=franchisee_guide,
+                fulfilling_by_line=fulfilling,
+            ),
+            rules,
+        )
+        return {role: plan.role_total(role) for role in {p.role for p in plan.payouts}}
+
+    assert paid("CNY") == {
+        Role.FULFILLING_FRANCHISEE: 600,
+        Role.SELLING_STORE: 300,
+        Role.REFERRING_FRANCHISEE: 1000,
+    }
+    # A plain rate applies in any currency; amounts in CNY are not paid on a USD order.
+    assert paid("USD") == {Role.REFERRING_FRANCHISEE: 1000}
+    # An older version in the order's currency is the one in force for it.
+    shipping_usd = Rule(
+        Flow.EXPRESS, Role.FULFILLING_FRANCHISEE, 5000, None, T0, 2, 2_000, currency="USD"
+    )
+    assert (
+        rule_in_force(
+            [shipping_cny, shipping_usd], Flow.EXPRESS, Role.FULFILLING_FRANCHISEE, T0, "CNY"
+        )
+        is shipping_cny
+    )
+
+
+# -- the whole plan: several roles, several beneficiaries ----------------------------------
+
+UNITS = {
+    "S1": (False, False),  # (is_franchisee, is_dealer)
+    "S2": (False, False),
+    "FR1": (True, True),
+    "D1": (False, True),
+}
+GUIDES = {
+    "store": CreditedGuide("G1", "S1", unit_is_store=True, unit_is_franchisee=False),
+    "franchisee": CreditedGuide("G9", "FR1", unit_is_store=False, unit_is_franchisee=True),
+    "distributor": CreditedGuide("GD", "D1", unit_is_store=False, unit_is_franchisee=False),
+}
+amount_rule = st.one_of(
+    st.tuples(st.just("rate"), st.integers(min_value=0, max_value=10_000)),
+    st.tuples(st.just("fixed"), st.integers(min_value=0, max_value=10**6)),
+)
+
+
+@st.composite
+def orders_and_rules(draw: st.DrawFn) -> tuple[OrderFacts, list[Rule]]:
+    raw = draw(
+        st.lists(
+            st.tuples(
+                st.integers(min_value=1, max_value=9),
+                st.integers(min_value=-500, max_value=10**6),
+                st.sampled_from([*UNITS, None]),
+                st.integers(min_value=1, max_value=3),
+            ),
+            min_size=1,
+            max_size=8,
+        )
+    )
+    lines = tuple(Line(f"L{i}", q, t) for i, (q, t, _, _) in enumerate(raw))
+    fulfilling = {
+        f"L{i}": FulfillingUnit(
+            unit,
+            f"F{shipment}-{unit}",
+            is_franchisee=UNITS[unit][0],
+            same_city=draw(st.booleans()),
+            is_dealer=UNITS[unit][1],
+        )
+        for i, (_, _, unit, shipment) in enumerate(raw)
+        if unit is not None
+    }
+    channel, mode = draw(
+        st.sampled_from(
+            [
+                (Channel.STORE, Mode.STORE_SALE),
+                (Channel.OWN_ONLINE, Mode.EXPRESS_DELIVERY),
+                (Channel.OWN_ONLINE, Mode.SAME_CITY_DELIVERY),
+                (Channel.MARKETPLACE, Mode.GUIDE_DELIVERY),
+                (Channel.OWN_ONLINE, Mode.STORE_PICKUP),
+            ]
+        )
+    )
+    order = facts(
+        lines=lines,
+        channel=channel,
+        mode=mode,
+        guide=draw(st.sampled_from([*GUIDES.values(), None])),
+        selling_unit=draw(st.sampled_from([S1, S2, Beneficiary(BeneficiaryKind.DEALER, "D1")])),
+        pickup_unit=draw(st.sampled_from([S2, None])),
+        fulfilling_by_line=fulfilling,
+    )
+    rules = []
+    for flow in (f for f in Flow if f != Flow.UNSPECIFIED):
+        for role in Role:
+            kind, value = draw(amount_rule)
+            if role == Role.FULFILLING_FRANCHISEE:
+                saved = draw(st.integers(min_value=1, max_value=10**5))
+                rules.append(Rule(flow, role, value % 10_001, None, T0, 1, saved, "CNY"))
+            elif kind == "rate":
+                rules.append(Rule(flow, role, value, None, T0, 1))
+            else:
+                rules.append(Rule(flow, role, None, value, T0, 1, currency="CNY"))
+    return order, rules
+
+
+@given(
+    case=orders_and_rules(),
+    returns=st.lists(
+        st.tuples(st.integers(min_value=0, max_value=7), st.integers(min_value=0, max_value=9)),
+        max_size=10,
+    ),
+)
+def test_a_plan_with_every_role_sums_and_clawbacks_stay_within_what_each_was_paid(case, returns):
+    order, rules = case
+    plan = plan_commissions(order, rules)
+    # Every role's amounts add up to the plan's total, and none is negative.
+    assert plan.total == sum(plan.role_total(role) for role in Role)
+    assert all(amount >= 0 for p in plan.payouts for amount in p.per_line.values())
+    # Rounding: a role's lines, over all its beneficiaries, sum exactly to the role's total.
+    for role in {p.role for p in plan.payouts}:
+        rule = rule_in_force(rules, plan.flow, role, order.completed_at, order.currency)
+        assert rule is not None
+        covered = [
+            line
+            for line in order.lines
+            if any(line.line_id in p.per_line for p in plan.payouts if p.role == role)
+        ]
+        shipments = len(
+            {
+                order.fulfilling_by_line[line.line_id].fulfilment_id
+                for line in covered
+                if line.line_id in order.fulfilling_by_line
+            }
+        )
+        assert plan.role_total(role) == role_total(rule, covered, shipments)
+    # Returns in any order and size never take back more than a beneficiary was paid.
+    quantities = {line.line_id: line.quantity for line in order.lines}
+    state = {
+        (p.role, p.beneficiary, line_id): PaidLine(quantities[line_id], amount, 0, 0)
+        for p in plan.payouts
+        for line_id, amount in p.per_line.items()
+    }
+    for index, quantity in returns:
+        line_id = f"L{index}"
+        for key, paid in list(state.items()):
+            if key[2] != line_id or key[0] in NOT_CLAWED_BACK:
+                continue
+            amount, returned = clawback_for_line(paid, quantity)
+            assert amount >= 0
+            state[key] = PaidLine(
+                paid.quantity, paid.paid_minor, returned, paid.clawed_minor + amount
+            )
+    paid_by: dict[Beneficiary, int] = defaultdict(int)
+    clawed_by: dict[Beneficiary, int] = defaultdict(int)
+    for (_role, who, _line), line in state.items():
+        paid_by[who] += line.paid_minor
+        clawed_by[who] += line.clawed_minor
+    assert all(0 <= clawed_by[who] <= paid_by[who] for who in paid_by)

@@ -20,7 +20,12 @@ from services.distribution.domain.organisation import (
     in_territory,
     validate_new_unit,
 )
-from services.distribution.domain.settlement import landing_period, next_period, period_end
+from services.distribution.domain.settlement import (
+    is_period,
+    landing_period,
+    next_period,
+    period_end,
+)
 
 
 def test_caller_sees_own_unit_and_below_only():
@@ -91,6 +96,26 @@ def test_any_staff_id_round_trips(staff_id):
     assert guide_codes.verify(b"key", guide_codes.issue(b"key", staff_id)) == staff_id
 
 
+def test_a_non_ascii_signature_is_not_genuine_rather_than_an_error():
+    genuine = guide_codes.issue(b"k", "G1")
+    for forged in ("G1.é", "G1.签名", genuine[:-1] + "é", "G1.\udc80", "é.é"):
+        assert guide_codes.verify(b"k", forged) is None
+
+
+@given(st.text(max_size=60))
+def test_any_text_is_a_code_or_not_never_an_error(text):
+    assert guide_codes.verify(b"key", text) in (None, text.rpartition(".")[0])
+
+
+def test_periods_are_months_a_calendar_can_name():
+    assert is_period("2026-01") and is_period("0001-01") and is_period("9999-11")
+    arabic_indic = "\u0662\u0660\u0662\u0666-\u0660\u0661"
+    for text in ("0000-05", "9999-12", "2026-13", "2026-1", "2026-01\n", arabic_indic, "²026-01"):
+        assert not is_period(text), text
+    assert period_end("9999-11") == datetime(9999, 12, 1, tzinfo=UTC)
+    assert period_end("0001-01") == datetime(1, 2, 1, tzinfo=UTC)
+
+
 def test_periods_roll_over_closed_months():
     assert next_period("2026-12") == "2027-01"
     assert period_end("2026-02") == datetime(2026, 3, 1, tzinfo=UTC)
@@ -139,20 +164,3 @@ def test_diversion_alerts():
         minimum_prices={},
     )
     assert no_address == []
-
-
-def test_nul_characters_are_named_before_reaching_the_database():
-    from omni.distribution.v1 import distribution_pb2 as pb
-    from omni.distribution.v1 import distribution_service_pb2 as svc
-
-    from services.distribution.adapters.proto import reject_nul_strings
-
-    request = svc.CreateOrgUnitRequest(
-        request_id="ok",
-        name="a\x00b",
-        territories=[pb.Territory(province="GD"), pb.Territory(province="x\x00")],
-    )
-    with pytest.raises(InvalidArgument) as caught:
-        reject_nul_strings(request)
-    assert [v.field for v in caught.value.violations] == ["name", "territories[1].province"]
-    reject_nul_strings(svc.CreateOrgUnitRequest(name="fine"))
