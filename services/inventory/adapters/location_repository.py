@@ -72,14 +72,18 @@ class LocationRepository:
         ).first()
         return None if row is None else location_from_row(row._mapping)
 
-    async def replace(self, location: Location) -> Location | None:
-        """Overwrite a location's details; None when it does not exist."""
+    async def replace(self, location: Location, *, keep_active: bool = False) -> Location | None:
+        """Overwrite a location's details (all but ``active`` when ``keep_active``); None
+        when it does not exist."""
         assert location.type is not None
+        values = _columns(location)
+        if keep_active:
+            del values["active"]
         row = (
             await self.session.execute(
                 locations.update()
                 .where(locations.c.location_id == location.location_id)
-                .values(**_columns(location))
+                .values(**values)
                 .returning(*locations.c)
             )
         ).first()

@@ -13,7 +13,7 @@ from services.inventory.domain.reservations import (
     ReservationLine,
     ReservationStatus,
 )
-from services.inventory.domain.stock import Movement, MovementKind, StockLevel
+from services.inventory.domain.stock import Movement, MovementKind, StockLevel, shown_key
 from services.inventory.domain.transfers import Transfer, TransferStatus
 
 LOCATION_TYPES: dict[int, LocationType] = {
@@ -145,7 +145,7 @@ def movement_to_proto(movement: Movement) -> pb.StockMovement:
         quantity=movement.quantity,
         on_hand_after=movement.on_hand_after,
         reason=movement.reason,
-        idempotency_key=movement.idempotency_key,
+        idempotency_key=shown_key(movement.idempotency_key),
         reference=movement.reference,
         create_time=timestamp(movement.created_at),
     )

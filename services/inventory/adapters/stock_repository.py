@@ -18,6 +18,7 @@ from services.inventory.adapters.tables import channel_quotas, stock_movements
 from services.inventory.domain.geo import EARTH_RADIUS_M, BoundingBox
 from services.inventory.domain.nearest_stock import NearbyCandidate
 from services.inventory.domain.stock import (
+    MAX_LEVEL,
     ChannelAvailability,
     Movement,
     MovementKind,
@@ -171,24 +172,32 @@ class StockRepository:
             q=quantity,
         )
 
-    async def add_in_transit(self, location_id: str, sku_code: str, quantity: int) -> ChangedLevel:
-        changed = await self._update(
-            location_id, sku_code, "in_transit = s.in_transit + :q", "", q=quantity
+    async def add_in_transit(
+        self, location_id: str, sku_code: str, quantity: int
+    ) -> ChangedLevel | None:
+        """More on its way here; None if in transit would pass MAX_LEVEL."""
+        return await self._update(
+            location_id,
+            sku_code,
+            "in_transit = s.in_transit + :q",
+            "AND s.in_transit + :q <= :max",
+            q=quantity,
+            max=MAX_LEVEL,
         )
-        assert changed is not None, "add_in_transit on a level that was ensured"
-        return changed
 
     async def arrive(
         self, location_id: str, sku_code: str, shipped: int, received: int
     ) -> ChangedLevel | None:
-        """What was in transit lands: in transit down by what left, on hand up by what came."""
+        """What was in transit lands: in transit down by what left, on hand up by what came
+        (None if less is in transit or on hand would pass MAX_LEVEL)."""
         return await self._update(
             location_id,
             sku_code,
             "in_transit = s.in_transit - :shipped, on_hand = s.on_hand + :received",
-            "AND s.in_transit >= :shipped",
+            "AND s.in_transit >= :shipped AND s.on_hand + :received <= :max",
             shipped=shipped,
             received=received,
+            max=MAX_LEVEL,
         )
 
     async def set_safety(self, location_id: str, sku_code: str, safety: int) -> ChangedLevel:

@@ -17,6 +17,8 @@ CHANNEL_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
 MAX_NAME_LENGTH = 200
 MAX_CHANNELS = 50
 MINUTES_PER_DAY = 1440
+# The same bound as SetSafetyStock (domain.stock.MAX_QUANTITY), so channel sums fit an int64.
+MAX_SAFETY_STOCK = 1_000_000_000
 
 
 class LocationType(enum.StrEnum):
@@ -111,6 +113,11 @@ class Location:
                 "must be 1-64 of letters, digits, '.', '_', ':', '-'",
             )
         v.check(self.default_safety_stock >= 0, p + "default_safety_stock", "must not be negative")
+        v.check(
+            self.default_safety_stock <= MAX_SAFETY_STOCK,
+            p + "default_safety_stock",
+            f"must be at most {MAX_SAFETY_STOCK}",
+        )
         v.raise_if_any()
 
 

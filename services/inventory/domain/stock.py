@@ -14,8 +14,26 @@ from datetime import datetime
 from libs.errors import FailedPrecondition, Validator
 
 MAX_QUANTITY = 1_000_000_000
+# On hand and in transit of one level stay at or below this, so that summing them over even
+# millions of locations (channel ATP) still fits an int64.
+MAX_LEVEL = 10**12
 MAX_REASON_LENGTH = 500
 MAX_KEY_LENGTH = 200
+MAX_REFERENCE_LENGTH = 200
+# A sender's idempotency key is stored under this prefix; keys the service makes itself
+# (reservation:…, transfer:…, request:…, import:…) never start with it, so a key a sender
+# chooses can never collide with one the service needs later.
+CLIENT_KEY_PREFIX = "client:"
+
+
+def client_key(key: str) -> str:
+    """How a sender's own idempotency key is stored in the ledger."""
+    return CLIENT_KEY_PREFIX + key
+
+
+def shown_key(stored: str) -> str:
+    """The key as the sender gave it (service-made keys are shown as they are)."""
+    return stored.removeprefix(CLIENT_KEY_PREFIX)
 
 
 class MovementKind(enum.StrEnum):
@@ -60,6 +78,7 @@ def validate_movement(
     reason: str,
     idempotency_key: str,
     prefix: str = "",
+    reference: str = "",
 ) -> None:
     """Raises InvalidArgument unless this is a well-formed delta movement."""
     v = Validator()
@@ -71,6 +90,11 @@ def validate_movement(
         v.check(quantity > 0, prefix + "quantity", "must be greater than zero")
     v.check(abs(quantity) <= MAX_QUANTITY, prefix + "quantity", "is too large")
     _check_text(v, reason, idempotency_key, prefix)
+    v.check(
+        len(reference) <= MAX_REFERENCE_LENGTH,
+        prefix + "reference",
+        f"must be at most {MAX_REFERENCE_LENGTH} characters",
+    )
     v.raise_if_any()
 
 
@@ -99,11 +123,17 @@ def on_hand_delta(kind: MovementKind, quantity: int) -> int:
 
 
 def apply_delta(level: StockLevel, delta: int) -> StockLevel:
-    """On hand after a movement; stock that is not there cannot leave."""
+    """On hand after a movement; stock that is not there cannot leave, and no level holds
+    more than MAX_LEVEL units (so channel sums stay within int64)."""
     if level.on_hand + delta < 0:
         raise FailedPrecondition(
             f"{level.sku_code} at {level.location_id}: on hand {level.on_hand} cannot go "
             f"down by {-delta}"
+        )
+    if level.on_hand + delta > MAX_LEVEL:
+        raise FailedPrecondition(
+            f"{level.sku_code} at {level.location_id}: on hand {level.on_hand} cannot go "
+            f"up by {delta}; a level holds at most {MAX_LEVEL} units"
         )
     return StockLevel(
         level.location_id,

@@ -1,14 +1,20 @@
 """Transfers (调货) between two locations: requested, shipped (in transit at the
-destination, gone from the source), received (with what did not arrive recorded)."""
+destination, gone from the source), received (with what did not arrive recorded).
+
+Quantities per line: 0 < requested <= MAX_QUANTITY; 0 <= shipped <= requested (shipping more
+than was asked is refused: it would be a different transfer); 0 <= received <= shipped, and
+received + missing == shipped (what did not arrive is the line's discrepancy; more than was
+shipped is refused, as stock cannot come from nothing)."""
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
 from libs.errors import FailedPrecondition, InvalidArgument, Validator
+from services.inventory.domain.stock import MAX_QUANTITY
 
 MAX_LINES = 500
 
@@ -30,7 +36,13 @@ class TransferLine:
 
     @property
     def discrepancy(self) -> int:
+        """received - shipped: zero, or minus what did not arrive."""
         return self.received - self.shipped
+
+    @property
+    def missing(self) -> int:
+        """Shipped units that did not arrive (received + missing == shipped)."""
+        return self.shipped - self.received
 
 
 @dataclass(frozen=True)
@@ -66,29 +78,42 @@ def validate_request(
         v.check(sku not in seen, f"lines[{i}].sku_code", "is repeated")
         seen.add(sku)
         v.check(qty > 0, f"lines[{i}].quantity", "must be greater than zero")
+        v.check(qty <= MAX_QUANTITY, f"lines[{i}].quantity", f"must be at most {MAX_QUANTITY}")
     v.raise_if_any()
 
 
 def _per_sku(
-    transfer: Transfer, quantities: Sequence[tuple[str, int]], field: str
+    transfer: Transfer,
+    quantities: Sequence[tuple[str, int]],
+    field: str,
+    bound: Callable[[TransferLine], tuple[int, str]],
 ) -> dict[str, int]:
-    known = {line.sku_code for line in transfer.lines}
+    """The given quantity per SKU; each must be a line's, at most once, between 0 and the
+    line's ``bound`` (the limit and what it is, for the message)."""
+    known = {line.sku_code: line for line in transfer.lines}
     v = Validator()
     found: dict[str, int] = {}
     for i, (sku, qty) in enumerate(quantities):
-        v.check(sku in known, f"{field}[{i}].sku_code", "is not a line of the transfer")
+        line = known.get(sku)
+        v.check(line is not None, f"{field}[{i}].sku_code", "is not a line of the transfer")
         v.check(sku not in found, f"{field}[{i}].sku_code", "is repeated")
         v.check(qty >= 0, f"{field}[{i}].quantity", "must not be negative")
+        if line is not None:
+            limit, what = bound(line)
+            v.check(qty <= limit, f"{field}[{i}].quantity", f"must not exceed the {limit} {what}")
         found[sku] = qty
     v.raise_if_any()
     return found
 
 
 def ship(transfer: Transfer, shipped: Sequence[tuple[str, int]], at: datetime) -> Transfer:
-    """What left the source; unlisted SKUs leave as requested. At least one unit must leave."""
+    """What left the source, at most what was requested per line; unlisted SKUs leave as
+    requested. At least one unit must leave."""
     if transfer.status is not TransferStatus.REQUESTED:
         raise FailedPrecondition(f"transfer {transfer.transfer_id} is {transfer.status.value}")
-    given: Mapping[str, int] = _per_sku(transfer, shipped, "shipped")
+    given: Mapping[str, int] = _per_sku(
+        transfer, shipped, "shipped", lambda line: (line.requested, "requested")
+    )
     lines = tuple(
         replace(line, shipped=given.get(line.sku_code, line.requested)) for line in transfer.lines
     )
@@ -98,10 +123,16 @@ def ship(transfer: Transfer, shipped: Sequence[tuple[str, int]], at: datetime) -
 
 
 def receive(transfer: Transfer, received: Sequence[tuple[str, int]], at: datetime) -> Transfer:
-    """What arrived; unlisted SKUs arrived as shipped. Differences stay on the lines."""
+    """What arrived, at most what was shipped per line; unlisted SKUs arrived as shipped.
+    What did not arrive stays on the line as its discrepancy."""
     if transfer.status is not TransferStatus.IN_TRANSIT:
         raise FailedPrecondition(f"transfer {transfer.transfer_id} is {transfer.status.value}")
-    given = _per_sku(transfer, received, "received")
+    given = _per_sku(
+        transfer,
+        received,
+        "received",
+        lambda line: (line.shipped, "shipped (fewer is recorded as a discrepancy)"),
+    )
     lines = tuple(
         replace(line, received=given.get(line.sku_code, line.shipped)) for line in transfer.lines
     )

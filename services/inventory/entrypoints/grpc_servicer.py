@@ -87,13 +87,14 @@ class InventoryServicer(pb_grpc.InventoryServiceServicer):
         for i in proto.unknown_capabilities(request.location):
             v.add(f"location.capabilities[{i}]", "is not a known capability")
         v.raise_if_any()
+        keep_active = not request.location.HasField("active")
         location = proto.location_from_proto(
             request.location, request.location.default_safety_stock, active=request.location.active
         )
         location.validate()
 
         async def handle(uow: UnitOfWork) -> pb.UpdateLocationResponse:
-            updated = await locations.update_location(uow, location)
+            updated = await locations.update_location(uow, location, keep_active=keep_active)
             return pb.UpdateLocationResponse(location=proto.location_to_proto(updated))
 
         return await run_idempotent(
@@ -133,7 +134,8 @@ class InventoryServicer(pb_grpc.InventoryServiceServicer):
                 kind=_kind(request.kind),
                 quantity=request.quantity,
                 reason=request.reason,
-                idempotency_key=request.idempotency_key or f"request:{request.request_id}",
+                idempotency_key=request.idempotency_key,
+                fallback_key=f"request:RecordMovement:{request.request_id}",
                 reference=request.reference,
             )
             return pb.RecordMovementResponse(
@@ -155,7 +157,8 @@ class InventoryServicer(pb_grpc.InventoryServiceServicer):
                 sku_code=request.sku_code,
                 counted_quantity=request.counted_quantity,
                 reason=request.reason,
-                idempotency_key=request.idempotency_key or f"request:{request.request_id}",
+                idempotency_key=request.idempotency_key,
+                fallback_key=f"request:RecordCount:{request.request_id}",
             )
             return pb.RecordCountResponse(
                 movement=proto.movement_to_proto(result.movement),

@@ -24,11 +24,14 @@ async def create_location(
     return created
 
 
-async def update_location(uow: UnitOfWork, location: Location) -> Location:
-    """Replace a location's details. Deactivating takes it out of ATP, nearest stock and new
+async def update_location(
+    uow: UnitOfWork, location: Location, *, keep_active: bool = False
+) -> Location:
+    """Replace a location's details; with ``keep_active`` (the caller did not say) it stays
+    as active or inactive as it was. Deactivating takes it out of ATP, nearest stock and new
     reservations at once; holds already there stay until confirmed, released or expired."""
     location.validate()
-    updated = await LocationRepository(uow.session).replace(location)
+    updated = await LocationRepository(uow.session).replace(location, keep_active=keep_active)
     if updated is None:
         raise NotFound(f"location {location.location_id} does not exist")
     return updated

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from functools import partial
 
 from omni.inventory.v1 import events_pb2
 
@@ -31,7 +32,7 @@ from services.inventory.domain.reservations import (
 )
 from services.inventory.domain.stock import InsufficientStock, MovementKind
 from services.inventory.service_layer.references import check_references
-from services.inventory.service_layer.stock import emit_stock_changed
+from services.inventory.service_layer.stock import count_movement, emit_stock_changed
 
 
 def _check_channel(v: Validator, channel: str, location: Location | None, field: str) -> None:
@@ -68,7 +69,7 @@ async def reserve(
     if not await reservations.claim(order_id, channel, expires_at, now):
         existing = await reservations.get(order_id)
         if existing is not None and same_request(existing, channel, lines):
-            metrics.RESERVATIONS.labels("repeated").inc()
+            uow.after_commit(metrics.RESERVATIONS.labels("repeated").inc)
             return existing
         raise AlreadyExists(f"order {order_id} already has a reservation with other lines")
     await reservations.add_lines(order_id, lines)
@@ -77,6 +78,7 @@ async def reserve(
     for location_id, sku_code, quantity in holds(lines):
         changed = await stock.reserve_if_available(location_id, sku_code, quantity)
         if changed is None:
+            # A refusal rolls the transaction back; it is counted as it happens.
             metrics.RESERVATIONS.labels("refused_no_stock").inc()
             level = await stock.get(location_id, sku_code)
             raise InsufficientStock(
@@ -84,8 +86,9 @@ async def reserve(
                 f"{level.available if level else 0} available, {quantity} asked"
             )
         emit_stock_changed(uow, changed, "reserved")
-    metrics.RESERVATIONS.labels("reserved").inc()
-    metrics.RESERVED_UNITS.inc(sum(line.quantity for line in lines))
+    units = sum(line.quantity for line in lines)
+    uow.after_commit(metrics.RESERVATIONS.labels("reserved").inc)
+    uow.after_commit(lambda: metrics.RESERVED_UNITS.inc(units))
     return Reservation(
         order_id=order_id,
         channel=channel,
@@ -144,10 +147,9 @@ async def confirm(uow: UnitOfWork, order_id: str) -> Reservation:
             reference=order_id,
         )
         emit_stock_changed(uow, changed, MovementKind.SALE.value)
-        metrics.MOVEMENTS.labels(MovementKind.SALE.value).inc()
-        metrics.MOVEMENT_UNITS.labels(MovementKind.SALE.value).inc(quantity)
+        uow.after_commit(partial(count_movement, MovementKind.SALE, quantity))
     await ReservationRepository(uow.session).set_status(order_id, ReservationStatus.CONFIRMED)
-    metrics.RESERVATION_ENDINGS.labels("confirmed").inc()
+    uow.after_commit(metrics.RESERVATION_ENDINGS.labels("confirmed").inc)
     return await _load(ReservationRepository(uow.session), order_id)
 
 
@@ -159,7 +161,7 @@ async def release(uow: UnitOfWork, order_id: str) -> Reservation:
         return reservation
     await _give_back(uow, reservation.lines, "released")
     await ReservationRepository(uow.session).set_status(order_id, ReservationStatus.RELEASED)
-    metrics.RESERVATION_ENDINGS.labels("released").inc()
+    uow.after_commit(metrics.RESERVATION_ENDINGS.labels("released").inc)
     return await _load(ReservationRepository(uow.session), order_id)
 
 

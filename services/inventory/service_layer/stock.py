@@ -30,6 +30,7 @@ from services.inventory.domain.stock import (
     apply_delta,
     capped_by_quota,
     channel_availability,
+    client_key,
     count_difference,
     on_hand_delta,
     validate_count,
@@ -71,21 +72,23 @@ async def record_movement(
     idempotency_key: str,
     reference: str = "",
     prefix: str = "",
+    fallback_key: str = "",
 ) -> MovementResult:
     """Receipt, return (in), sale (out) or signed adjustment of on hand at one location.
 
     Rules: a tracked SKU at an active location; quantity > 0 (adjustments non-zero); on hand
-    never below zero; the same idempotency key is applied once."""
-    validate_movement(kind, quantity, reason, idempotency_key, prefix)
+    never below zero nor above MAX_LEVEL; the same idempotency key is applied once. The
+    sender's key lives in its own namespace (``client_key``); without one, the service's
+    ``fallback_key`` (made from the request id) is used."""
+    validate_movement(kind, quantity, reason, idempotency_key, prefix, reference)
     assert kind is not None
+    key = _ledger_key(idempotency_key, fallback_key, prefix)
     await check_references(
         uow,
         locations=[(prefix + "location_id", location_id)],
         skus=[(prefix + "sku_code", sku_code)],
     )
-    return await _apply(
-        uow, location_id, sku_code, kind, quantity, reason, idempotency_key, reference, prefix
-    )
+    return await _apply(uow, location_id, sku_code, kind, quantity, reason, key, reference, prefix)
 
 
 async def record_count(
@@ -97,9 +100,12 @@ async def record_count(
     reason: str,
     idempotency_key: str,
     prefix: str = "",
+    fallback_key: str = "",
 ) -> MovementResult:
-    """A full count (盘点) replaces on hand; the ledger records the difference found."""
+    """A full count (盘点) replaces on hand; the ledger records the difference found. Keys
+    as for ``record_movement``."""
     validate_count(counted_quantity, reason, idempotency_key, prefix)
+    key = _ledger_key(idempotency_key, fallback_key, prefix)
     await check_references(
         uow,
         locations=[(prefix + "location_id", location_id)],
@@ -112,10 +118,18 @@ async def record_count(
         MovementKind.COUNT,
         counted_quantity,
         reason,
-        idempotency_key,
+        key,
         "",
         prefix,
     )
+
+
+def _ledger_key(idempotency_key: str, fallback_key: str, prefix: str) -> str:
+    if idempotency_key:
+        return client_key(idempotency_key)
+    if not fallback_key:
+        raise InvalidArgument.field(prefix + "idempotency_key", "is required")
+    return fallback_key
 
 
 async def _apply(
@@ -160,9 +174,14 @@ async def _apply(
         counted_quantity=counted,
     )
     emit_stock_changed(uow, changed, kind.value)
-    metrics.MOVEMENTS.labels(kind.value).inc()
-    metrics.MOVEMENT_UNITS.labels(kind.value).inc(abs(delta))
+    uow.after_commit(lambda: count_movement(kind, abs(delta)))
     return MovementResult(movement, changed.level, False)
+
+
+def count_movement(kind: MovementKind, units: int) -> None:
+    """Business metrics of one applied movement (call once its transaction committed)."""
+    metrics.MOVEMENTS.labels(kind.value).inc()
+    metrics.MOVEMENT_UNITS.labels(kind.value).inc(units)
 
 
 @dataclass(frozen=True)
@@ -207,7 +226,7 @@ async def import_stock(
     for number, row in enumerate(rows, start=1):
         if row is None:  # unparseable line, already in parse_errors
             continue
-        key = row.idempotency_key or f"{key_prefix}:{number}"
+        key = f"{key_prefix}:{number}"
         try:
             async with uow.session.begin_nested():
                 if row.kind is MovementKind.COUNT:
@@ -217,7 +236,8 @@ async def import_stock(
                         sku_code=row.sku_code,
                         counted_quantity=row.quantity,
                         reason=row.reason,
-                        idempotency_key=key,
+                        idempotency_key=row.idempotency_key,
+                        fallback_key=key,
                     )
                 else:
                     outcome = await record_movement(
@@ -227,7 +247,8 @@ async def import_stock(
                         kind=row.kind,
                         quantity=row.quantity,
                         reason=row.reason,
-                        idempotency_key=key,
+                        idempotency_key=row.idempotency_key,
+                        fallback_key=key,
                     )
         except InvalidArgument as error:
             result.errors += [RowError(number, v.field, v.description) for v in error.violations]
@@ -240,10 +261,14 @@ async def import_stock(
         else:
             result.applied += 1
     result.errors.sort(key=lambda e: e.row)
+    uow.after_commit(lambda: _count_import(result))
+    return result
+
+
+def _count_import(result: ImportResult) -> None:
     metrics.IMPORT_ROWS.labels("applied").inc(result.applied)
     metrics.IMPORT_ROWS.labels("duplicate").inc(result.duplicates)
     metrics.IMPORT_ROWS.labels("rejected").inc(len({e.row for e in result.errors}))
-    return result
 
 
 async def set_safety_stock(
@@ -251,7 +276,11 @@ async def set_safety_stock(
 ) -> StockLevel:
     """Override the buffer of one SKU at one location (never promised to any channel)."""
     v = Validator()
-    v.check(0 <= safety_stock <= MAX_QUANTITY, "safety_stock", "must be 0 or more")
+    v.check(
+        0 <= safety_stock <= MAX_QUANTITY,
+        "safety_stock",
+        f"must be between 0 and {MAX_QUANTITY}",
+    )
     v.raise_if_any()
     await check_references(
         uow, locations=[("location_id", location_id)], skus=[("sku_code", sku_code)]
@@ -269,7 +298,11 @@ async def set_channel_quota(
     """Cap what a channel is promised for a SKU (e.g. a marketplace gets at most 100)."""
     v = Validator()
     v.check(bool(CHANNEL_PATTERN.match(channel)), "channel", "is required (letters, digits, .:_-)")
-    v.check(quota is None or 0 <= quota <= MAX_QUANTITY, "quota", "must be 0 or more")
+    v.check(
+        quota is None or 0 <= quota <= MAX_QUANTITY,
+        "quota",
+        f"must be between 0 and {MAX_QUANTITY}",
+    )
     v.raise_if_any()
     await check_references(uow, skus=[("sku_code", sku_code)])
     await StockRepository(uow.session).set_quota(channel, sku_code, quota)

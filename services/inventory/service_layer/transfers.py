@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
+from functools import partial
 
 from google.protobuf.timestamp_pb2 import Timestamp
 from omni.inventory.v1 import events_pb2
@@ -18,7 +19,7 @@ from services.inventory.adapters.stock_repository import StockRepository
 from services.inventory.adapters.transfer_repository import TransferRepository
 from services.inventory.domain import transfers as rules
 from services.inventory.domain.locations import Capability
-from services.inventory.domain.stock import InsufficientStock, MovementKind
+from services.inventory.domain.stock import MAX_LEVEL, InsufficientStock, MovementKind
 from services.inventory.domain.transfers import Transfer, TransferLine, TransferStatus
 from services.inventory.service_layer.references import check_references
 from services.inventory.service_layer.stock import emit_stock_changed
@@ -60,7 +61,7 @@ async def request_transfer(
         requested_at=now,
     )
     await TransferRepository(uow.session).add(transfer)
-    metrics.TRANSFERS.labels("requested").inc()
+    uow.after_commit(metrics.TRANSFERS.labels("requested").inc)
     return transfer
 
 
@@ -113,17 +114,18 @@ async def ship(
             )
             emit_stock_changed(uow, changed, MovementKind.TRANSFER_OUT.value)
         else:
-            emit_stock_changed(
-                uow,
-                await stock.add_in_transit(location_id, line.sku_code, line.shipped),
-                "in_transit",
-            )
+            arriving = await stock.add_in_transit(location_id, line.sku_code, line.shipped)
+            if arriving is None:
+                raise FailedPrecondition(
+                    f"{line.sku_code} at {location_id}: in transit would exceed {MAX_LEVEL} units"
+                )
+            emit_stock_changed(uow, arriving, "in_transit")
     await TransferRepository(uow.session).save_progress(transfer)
     uow.emit(
         events_pb2.TransferShippedEvent(transfer=transfer_to_proto(transfer)),
         aggregate_id=transfer.transfer_id,
     )
-    metrics.TRANSFERS.labels("shipped").inc()
+    uow.after_commit(metrics.TRANSFERS.labels("shipped").inc)
     return transfer
 
 
@@ -144,6 +146,7 @@ async def receive(
         if changed is None:
             raise FailedPrecondition(
                 f"{line.sku_code} at {transfer.to_location_id}: in transit below {line.shipped}"
+                f" or on hand would exceed {MAX_LEVEL} units"
             )
         if line.received:
             await stock.add_movement(
@@ -157,13 +160,13 @@ async def receive(
                 reference=transfer.transfer_id,
             )
         emit_stock_changed(uow, changed, MovementKind.TRANSFER_IN.value)
-        metrics.TRANSFER_DISCREPANCY_UNITS.inc(abs(line.discrepancy))
+        uow.after_commit(partial(metrics.TRANSFER_DISCREPANCY_UNITS.inc, line.missing))
     await TransferRepository(uow.session).save_progress(transfer)
     uow.emit(
         events_pb2.TransferReceivedEvent(transfer=transfer_to_proto(transfer)),
         aggregate_id=transfer.transfer_id,
     )
-    metrics.TRANSFERS.labels("received").inc()
+    uow.after_commit(metrics.TRANSFERS.labels("received").inc)
     return transfer
 
 

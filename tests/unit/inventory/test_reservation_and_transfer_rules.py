@@ -118,3 +118,52 @@ def test_transfer_refuses_unknown_or_negative_quantities_and_empty_shipments():
     with pytest.raises(InvalidArgument) as same:
         transfers.validate_request("A", "A", [("S1", 1)], "")
     assert [v.field for v in same.value.violations] == ["to_location_id"]
+
+
+def test_a_transfer_ships_at_most_what_was_requested_and_receives_at_most_what_was_shipped():
+    with pytest.raises(InvalidArgument) as too_many:
+        transfers.ship(requested(), [("S2", 3)], NOW)
+    assert [v.field for v in too_many.value.violations] == ["shipped[0].quantity"]
+    shipped = transfers.ship(requested(), [("S1", 4)], NOW)
+    with pytest.raises(InvalidArgument) as from_nothing:
+        transfers.receive(shipped, [("S1", 3), ("S2", 3)], NOW)
+    assert [v.field for v in from_nothing.value.violations] == ["received[1].quantity"]
+    with pytest.raises(InvalidArgument) as beyond_int64:
+        transfers.receive(shipped, [("S1", 2**63 - 1)], NOW)
+    assert [v.field for v in beyond_int64.value.violations] == ["received[0].quantity"]
+
+
+def test_a_requested_quantity_is_bounded_like_a_movement():
+    with pytest.raises(InvalidArgument) as caught:
+        transfers.validate_request("A", "B", [("S1", 2**63 - 1), ("S2", 10**9)], "")
+    assert [v.field for v in caught.value.violations] == ["lines[0].quantity"]
+
+
+@given(
+    st.lists(st.integers(1, 1_000_000_000), min_size=1, max_size=5),
+    st.data(),
+)
+def test_received_plus_missing_is_always_what_was_shipped(asked, data):
+    transfer = transfers.Transfer(
+        "T",
+        "A",
+        "B",
+        transfers.TransferStatus.REQUESTED,
+        tuple(transfers.TransferLine(f"S{i}", q) for i, q in enumerate(asked)),
+        "",
+        NOW,
+    )
+    ship = [(f"S{i}", data.draw(st.integers(0, q))) for i, q in enumerate(asked)]
+    if not any(q for _, q in ship):
+        ship[0] = ("S0", asked[0])
+    shipped = transfers.ship(transfer, ship, NOW)
+    arrive = [
+        (line.sku_code, data.draw(st.integers(0, line.shipped)))
+        for line in shipped.lines
+        if data.draw(st.booleans())
+    ]
+    received = transfers.receive(shipped, arrive, NOW)
+    for line in received.lines:
+        assert 0 <= line.received <= line.shipped <= line.requested
+        assert line.received + line.missing == line.shipped
+        assert line.discrepancy == -line.missing <= 0

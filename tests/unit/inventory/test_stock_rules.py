@@ -8,13 +8,17 @@ from hypothesis import strategies as st
 
 from libs.errors import FailedPrecondition, InvalidArgument
 from services.inventory.domain.stock import (
+    MAX_LEVEL,
+    MAX_QUANTITY,
     MovementKind,
     StockLevel,
     apply_delta,
     available,
     channel_availability,
+    client_key,
     count_difference,
     on_hand_delta,
+    shown_key,
     validate_count,
     validate_movement,
 )
@@ -118,3 +122,34 @@ def test_a_shortfall_at_one_location_does_not_eat_another_locations_atp():
         None,
     )
     assert result.available == 5
+
+
+def test_no_level_holds_more_than_the_bound_so_channel_sums_fit_int64():
+    near = StockLevel("L", "S", on_hand=MAX_LEVEL - 5)
+    assert apply_delta(near, 5).on_hand == MAX_LEVEL
+    with pytest.raises(FailedPrecondition, match="at most"):
+        apply_delta(near, 6)
+    # every figure of a level is bounded, so even a million full locations sum within int64
+    assert 10**6 * (MAX_LEVEL + MAX_QUANTITY + MAX_LEVEL) < 2**63 - 1
+
+
+def test_reference_has_a_length_limit():
+    with pytest.raises(InvalidArgument) as caught:
+        validate_movement(MovementKind.RECEIPT, 1, "", "k", reference="r" * 201)
+    assert [v.field for v in caught.value.violations] == ["reference"]
+    validate_movement(MovementKind.RECEIPT, 1, "", "k", reference="r" * 200)
+
+
+SERVICE_KEYS = st.one_of(
+    st.builds(lambda o, loc, s: f"reservation:{o}:{loc}:{s}", st.text(), st.text(), st.text()),
+    st.builds(lambda t, s, d: f"transfer:{t}:{s}:{d}", st.text(), st.text(), st.text()),
+    st.builds(lambda r: f"request:RecordMovement:{r}", st.text()),
+    st.builds(lambda r, n: f"import:{r}:{n}", st.text(), st.integers(1)),
+)
+
+
+@given(st.text(max_size=200), SERVICE_KEYS)
+def test_a_senders_key_never_collides_with_a_key_the_service_makes(sent, made):
+    assert client_key(sent) != made
+    assert shown_key(client_key(sent)) == sent
+    assert shown_key(made) == made
