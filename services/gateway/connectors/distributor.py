@@ -19,8 +19,16 @@ class ShopLineIn(Strict):
     unit_price: int = Field(ge=0, le=10**10, description="fen")
 
 
+# A partner's order id reaches the order service as "<partner id>/<shop order id>" (unique
+# per partner on a shared channel); partner ids have no "/", and shop order ids may not
+# either, so no two submitters' ids can ever meet.
+SHOP_ORDER_ID = r"^[^/\x00-\x1f\x7f]+$"
+
+
 class ShopOrderIn(Strict):
-    shop_order_id: str = Field(min_length=1, max_length=64)
+    shop_order_id: str = Field(
+        min_length=1, max_length=64, pattern=SHOP_ORDER_ID, description="no '/'"
+    )
     distributor_id: str = Field(min_length=1, max_length=64, description="the org unit selling")
     member_id: str = Field(default="", max_length=64)
     guest_contact: str = Field(default="", max_length=128)
@@ -32,11 +40,22 @@ class ShopOrderIn(Strict):
     total: int = Field(ge=0, le=10**12)
 
 
-def shop_order(channel_id: str, payload: ShopOrderIn) -> order_pb2.Order:
+def partner_order_id(partner_id: str, shop_order_id: str) -> str:
+    """The channel order id of a partner's order: unique per partner, not only per channel
+    (two distributors on one channel may both number their orders from 1)."""
+    return f"{partner_id}/{shop_order_id}" if partner_id else shop_order_id
+
+
+def own_order_id(partner_id: str, channel_order_id: str) -> str:
+    """The id the submitter knows its order by (the inverse of ``partner_order_id``)."""
+    return channel_order_id.removeprefix(f"{partner_id}/") if partner_id else channel_order_id
+
+
+def shop_order(channel_id: str, payload: ShopOrderIn, partner_id: str = "") -> order_pb2.Order:
     return build_order(
         channel_id=channel_id,
         kind=order_pb2.CHANNEL_KIND_DISTRIBUTION,
-        channel_order_id=payload.shop_order_id,
+        channel_order_id=partner_order_id(partner_id, payload.shop_order_id),
         mode=(
             order_pb2.FULFILMENT_MODE_SAME_CITY_DELIVERY
             if payload.fulfilment == "same_city"

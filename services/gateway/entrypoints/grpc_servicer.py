@@ -25,6 +25,7 @@ from services.gateway.adapters.proto import (
     payload_to_proto,
     push_to_proto,
 )
+from services.gateway.connectors import distributor
 from services.gateway.domain.channels import ChannelConfig
 from services.gateway.entrypoints.errors import dumps
 from services.gateway.entrypoints.http_app import replay
@@ -195,7 +196,11 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
         self, request: pb.GetChannelOrderRequest, context: Context
     ) -> pb.GetChannelOrderResponse:
         async with self.gw.db.session() as session:
-            found = await inbound.find_order(session, request.channel_id, request.channel_order_id)
+            found = await inbound.find_order(
+                session,
+                request.channel_id,
+                distributor.partner_order_id(request.partner_id, request.channel_order_id),
+            )
         return pb.GetChannelOrderResponse(order=order_to_proto(found))
 
     async def ListDeadPushes(

@@ -29,7 +29,7 @@ from libs.telemetry import instrument_http_app
 from services.gateway import metrics
 from services.gateway.adapters.peers import Peers
 from services.gateway.connectors import distributor, jd, local_life, pos, tmall, web_mall
-from services.gateway.domain.access import Caller, require_channel, require_owner, require_scope
+from services.gateway.domain.access import Caller, require_channel, require_scope
 from services.gateway.domain.channels import ID_PATTERN
 from services.gateway.domain.signatures import SignatureError
 from services.gateway.entrypoints import errors
@@ -293,13 +293,35 @@ class AvailabilityOut(BaseModel):
     skus: list[Availability]
 
 
+class FulfilmentOut(BaseModel):
+    fulfilment_id: str
+    location_id: str
+    status: str
+    handover: str
+    handover_store_id: str
+    tracking: str
+    via_transfer: bool
+    items: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class ReturnOut(BaseModel):
+    return_id: str
+    receiving_location_id: str
+    refund_minor: int
+    lines: list[dict[str, Any]] = Field(default_factory=list)
+
+
 class OrderStatusOut(BaseModel):
     order_id: str
     channel_order_id: str
     status: str
+    platform_status: str
+    fulfilment_mode: str
     total_minor: int
     currency: str
     lines: list[dict[str, Any]] = Field(default_factory=list)
+    fulfilments: list[FulfilmentOut] = Field(default_factory=list)
+    returns: list[ReturnOut] = Field(default_factory=list)
 
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -587,23 +609,12 @@ def create_app(gw: Gateway | None = None) -> FastAPI:
         channel_order_id: Annotated[str, Path(min_length=1, max_length=64, pattern=PRINTABLE)],
         auth: OpenSigned,
     ) -> OrderStatusOut:
-        """An order's status; a partner sees only the orders it submitted."""
+        """An order's status, its fulfilment orders (where from, tracking) and returns; a
+        partner sees only the orders it submitted, by its own order id."""
         caller, channel = auth
         require_scope(caller, "orders:read")
-        async with gw.db.session() as session:
-            found = await inbound.find_order(session, channel.config.channel_id, channel_order_id)
-        require_owner(caller, found.channel_id, found.partner_id)
-        return OrderStatusOut(
-            order_id=found.order_id,
-            channel_order_id=found.channel_order_id,
-            status=found.status,
-            total_minor=found.order.total.amount_minor,
-            currency=found.order.total.currency_code,
-            lines=[
-                {"line_id": x.line_id, "sku_code": x.sku_code, "quantity": x.quantity}
-                for x in found.order.lines
-            ],
-        )
+        view = await ingest.order_view(gw, caller, channel, channel_order_id)
+        return OrderStatusOut.model_validate(view)
 
     # Starlette runs the last added outermost: raw payload first, then the input guard.
     app.add_middleware(InputGuard, max_body=MAX_BODY_BYTES)

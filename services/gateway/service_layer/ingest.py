@@ -18,7 +18,7 @@ from libs.unit_of_work import UnitOfWorkFactory
 from services.gateway import metrics
 from services.gateway.adapters.peers import Peers
 from services.gateway.connectors import distributor, jd, local_life, pos, tmall, web_mall
-from services.gateway.domain.access import Caller, require_scope
+from services.gateway.domain.access import Caller, require_owner, require_scope
 from services.gateway.service_layer import inbound
 from services.gateway.service_layer.channels import Channel
 
@@ -46,7 +46,9 @@ def order_answer(accepted: inbound.AcceptedOrder) -> Answer:
         201 if accepted.created else 200,
         {
             "order_id": accepted.order_id,
-            "channel_order_id": accepted.channel_order_id,
+            "channel_order_id": distributor.own_order_id(
+                accepted.partner_id, accepted.channel_order_id
+            ),
             "status": accepted.status,
             "duplicate": not accepted.created,
         },
@@ -81,6 +83,72 @@ async def capture(
     platform = await gw.peers.capture_order(f"gw:{digest[:48]}", order, payment)
     order.order_id = platform.order_id
     return order_answer(await inbound.accept_order(gw.uow_factory, order, payload_id, partner_id))
+
+
+def _enum_name(enum: Any, value: int, prefix: str) -> str:
+    return str(enum.Name(value)).removeprefix(prefix).lower()
+
+
+async def order_view(
+    gw: Gateway, caller: Caller, channel: Channel, channel_order_id: str
+) -> dict[str, Any]:
+    """What a channel or partner may know of one of its orders: the gateway's status, the
+    platform's, where each fulfilment order goes from (and its tracking), returns. A
+    partner names its orders by its own id and sees only those."""
+    partner = caller.owner_id if caller.owner_kind == "partner" else ""
+    async with gw.db.session() as session:
+        found = await inbound.find_order(
+            session,
+            channel.config.channel_id,
+            distributor.partner_order_id(partner, channel_order_id),
+        )
+    require_owner(caller, found.channel_id, found.partner_id)
+    platform = await gw.peers.get_order(found.order_id)
+    return {
+        "order_id": found.order_id,
+        "channel_order_id": distributor.own_order_id(found.partner_id, found.channel_order_id),
+        "status": found.status,
+        "platform_status": _enum_name(
+            order_pb2.OrderStatus, platform.order.status, "ORDER_STATUS_"
+        ),
+        "fulfilment_mode": _enum_name(
+            order_pb2.FulfilmentMode, platform.order.fulfilment_mode, "FULFILMENT_MODE_"
+        ),
+        "total_minor": found.order.total.amount_minor,
+        "currency": found.order.total.currency_code,
+        "lines": [
+            {"line_id": x.line_id, "sku_code": x.sku_code, "quantity": x.quantity}
+            for x in found.order.lines
+        ],
+        "fulfilments": [
+            {
+                "fulfilment_id": f.fulfilment_id,
+                "location_id": f.location_id,
+                "status": _enum_name(order_pb2.FulfilmentStatus, f.status, "FULFILMENT_STATUS_"),
+                "handover": _enum_name(order_pb2.HandoverKind, f.handover, "HANDOVER_KIND_"),
+                "handover_store_id": f.handover_store_id,
+                "tracking": f.assignee,
+                "via_transfer": bool(f.transfer_id),
+                "items": [
+                    {"line_id": i.line_id, "sku_code": i.sku_code, "quantity": i.quantity}
+                    for i in f.items
+                ],
+            }
+            for f in platform.fulfilment_orders
+        ],
+        "returns": [
+            {
+                "return_id": r.return_id,
+                "receiving_location_id": r.receiving_location_id,
+                "refund_minor": r.refund_total.amount_minor,
+                "lines": [
+                    {"line_id": x.line_id, "sku_code": x.sku_code, "quantity": x.quantity}
+                    for x in r.lines
+                ],
+            }
+            for r in platform.returns
+        ],
+    }
 
 
 def _connector(channel: Channel, *allowed: str) -> None:
@@ -219,12 +287,14 @@ async def shop_order(
     payload_id: int | None,
     caller: Caller,
 ) -> Answer:
-    """A distributor shop's order; a partner key may only submit as its own distributor."""
+    """A distributor shop's order; a partner key may only submit as its own distributor, and
+    its order ids are its own: another partner's order with the same id is another order
+    (the ids are scoped as "<partner>/<id>" on the channel and in the order service)."""
     require_scope(caller, "orders:write")
     if caller.owner_kind == "partner" and body.distributor_id != caller.owner_id:
         raise PermissionDenied("a partner submits orders only as its own distributor")
-    order = distributor.shop_order(channel.config.channel_id, body)
     partner = caller.owner_id if caller.owner_kind == "partner" else ""
+    order = distributor.shop_order(channel.config.channel_id, body, partner)
     return await capture(gw, channel, order, payload_id, PAID_ONLINE, partner)
 
 

@@ -33,14 +33,17 @@ async def test_partner_submits_and_reads_only_its_own_orders(
     assert mine.status_code == 200
     assert mine.json()["order_id"] == submitted.json()["order_id"]
     assert mine.json()["total_minor"] == 8900
+    # Order ids are per partner: d2's "O…" is d2's own (it has none), so d1's order cannot
+    # even be named by d2.
     theirs = await platform.get(d2, f"/open/v1/orders/O{unique}")
-    assert theirs.status_code == 403
-    assert theirs.json()["error"]["code"] == "PERMISSION_DENIED"
+    assert theirs.status_code == 404
+    assert theirs.json()["error"]["code"] == "NOT_FOUND"
     # Nor may a partner submit as another distributor; nothing is written.
     spoof = await platform.post(
         d2, "/open/v1/orders", shop_order(f"P{unique}", f"D1-{unique}", sku)
     )
     assert spoof.status_code == 403
+    assert spoof.json()["error"]["code"] == "PERMISSION_DENIED"
     assert (await platform.get(d1, f"/open/v1/orders/P{unique}")).status_code == 404
 
 
@@ -91,3 +94,41 @@ async def test_per_key_rate_limit(platform: Platform, unique: str) -> None:
     assert limited.status_code == 429 and "retry-after" in limited.headers
     # Another key of the same channel has its own bucket.
     assert (await platform.get(fast, "/open/v1/orders/X")).status_code == 404
+
+
+async def test_two_partners_may_use_the_same_order_id(platform: Platform, unique: str) -> None:
+    """A shared distributor channel: B's order "O1" is B's order, not a duplicate of A's —
+    B neither learns A's order id nor loses its own order."""
+    from omni.gateway.v1 import gateway_service_pb2 as gw_svc
+    from omni.order.v1 import order_service_pb2 as ord_svc
+
+    ch = f"DIST-{unique}"
+    await platform.channel(ch, "distributor_shop")
+    sku, _ = await platform.stocked(ch, unique)
+    a_id, b_id = f"DA-{unique}", f"DB-{unique}"
+    a = await platform.key(ch, "partner", a_id, ["orders:write", "orders:read"])
+    b = await platform.key(ch, "partner", b_id, ["orders:write", "orders:read"])
+    from_a = await platform.post(a, "/open/v1/orders", shop_order("O1", a_id, sku))
+    from_b = await platform.post(b, "/open/v1/orders", shop_order("O1", b_id, sku))
+    assert from_a.status_code == 201, from_a.text
+    assert from_b.status_code == 201, from_b.text
+    assert from_b.json()["duplicate"] is False
+    assert from_b.json()["order_id"] != from_a.json()["order_id"]
+    assert from_b.json()["channel_order_id"] == "O1"
+    again = await platform.post(b, "/open/v1/orders", shop_order("O1", b_id, sku))
+    assert again.status_code == 200 and again.json()["order_id"] == from_b.json()["order_id"]
+    for key, answer in ((a, from_a), (b, from_b)):
+        read = await platform.get(key, "/open/v1/orders/O1")
+        assert read.status_code == 200, read.text
+        assert read.json()["order_id"] == answer.json()["order_id"]
+        assert read.json()["channel_order_id"] == "O1"
+    listed = await platform.order.ListOrders(ord_svc.ListOrdersRequest(channel_id=ch))
+    assert sorted(o.channel_order_id for o in listed.orders) == [f"{a_id}/O1", f"{b_id}/O1"]
+    operator = await platform.gateway.GetChannelOrder(
+        gw_svc.GetChannelOrderRequest(channel_id=ch, channel_order_id="O1", partner_id=b_id)
+    )
+    assert operator.order.order_id == from_b.json()["order_id"]
+    # A shop order id cannot be made to look like another partner's.
+    spoof = await platform.post(a, "/open/v1/orders", shop_order(f"{b_id}/O2", a_id, sku))
+    assert spoof.status_code == 422
+    assert spoof.json()["error"]["field_violations"][0]["field"] == "shop_order_id"
