@@ -69,21 +69,36 @@ class MemberRepository:
             return None
         return _to_member(row, await self.identities_of(member_id))
 
-    async def require(self, member_id: str, *, for_update: bool = False) -> Member:
+    async def require(
+        self, member_id: str, *, for_update: bool = False, field: str = "member_id"
+    ) -> Member:
+        """The member; NOT_FOUND naming ``field`` (the request field that named it)."""
         found = await self.get(member_id, for_update=for_update) if member_id else None
         if found is None:
-            raise NotFound(f"member {member_id!r} does not exist")
+            raise NotFound(
+                f"member {member_id!r} does not exist",
+                field=field,
+                resource_type="member",
+                resource_name=member_id,
+            )
         return found
 
-    async def require_active(self, member_id: str, *, for_update: bool = False) -> Member:
+    async def require_active(
+        self, member_id: str, *, for_update: bool = False, field: str = "member_id"
+    ) -> Member:
         """The member, following merges to the surviving one (ids in old events and cards
         keep working after a merge)."""
-        member = await self.require(member_id, for_update=for_update)
+        member = await self.require(member_id, for_update=for_update, field=field)
         seen = {member.member_id}
         while member.merged_into is not None:
-            member = await self.require(member.merged_into, for_update=for_update)
+            member = await self.require(member.merged_into, for_update=for_update, field=field)
             if member.member_id in seen:  # a cycle would be a bug; refuse rather than loop
-                raise NotFound(f"member {member_id!r} has no active survivor")
+                raise NotFound(
+                    f"member {member_id!r} has no active survivor",
+                    field=field,
+                    resource_type="member",
+                    resource_name=member_id,
+                )
             seen.add(member.member_id)
         return member
 
@@ -94,6 +109,14 @@ class MemberRepository:
             )
         ).first()
         return await self.get(row.member_id) if row else None
+
+    async def active_by_phone(self, phone: str) -> Member | None:
+        """The member who answers for a phone now: its holder, or the member that holder
+        was merged into (a merged record keeps its phone)."""
+        holder = await self.by_phone(phone)
+        if holder is None or holder.active:
+            return holder
+        return await self.require_active(holder.member_id)
 
     async def by_identity(self, identity: Identity) -> Member | None:
         owner = await self.identity_owner(identity)

@@ -13,7 +13,7 @@ from omni.member.v1 import member_service_pb2_grpc as pb_grpc
 
 from libs import pagination as paging
 from libs.errors import InvalidArgument, Validator
-from libs.idempotency import run_idempotent
+from libs.idempotency import run_idempotent, validate_request_id
 from libs.unit_of_work import UnitOfWork, UnitOfWorkFactory
 from services.member.adapters.proto import (
     identity_from_proto,
@@ -402,18 +402,17 @@ class MemberServicer(pb_grpc.MemberServiceServicer):
     async def ResolveMemberCode(
         self, request: pb.ResolveMemberCodeRequest, context: Context
     ) -> pb.ResolveMemberCodeResponse:
+        """Not replayable, not even with the same request_id: a member code is single use,
+        and a stored answer would hand the member to whoever re-sends the request (the
+        request id is no secret). A POS that lost the answer asks for a fresh code."""
+        validate_request_id(request.request_id)
         code = _require_id(request.code, "code")
-
-        async def handle(uow: UnitOfWork) -> pb.ResolveMemberCodeResponse:
+        async with self.uow() as uow:
             member = await member_codes.resolve_code(
                 uow, self.config.code_key, code, datetime.now(UTC)
             )
-            return pb.ResolveMemberCodeResponse(member=member_to_proto(member, reveal_pii=True))
-
-        response = await run_idempotent(
-            self.uow, "ResolveMemberCode", request, pb.ResolveMemberCodeResponse, handle
-        )
-        return _masked_response(response, _reveal(context))
+            await uow.commit()
+        return pb.ResolveMemberCodeResponse(member=self._member(member, context))
 
     # -- history and segments -----------------------------------------------------------
 
@@ -422,15 +421,7 @@ class MemberServicer(pb_grpc.MemberServiceServicer):
     ) -> pb.ListPurchaseRecordsResponse:
         member_id = _require_id(request.member_id, "member_id")
         limit = paging.page_size(request.page_size)
-        token = paging.decode_token(request.page_token, 2, (str, int))
-        after = None
-        if token is not None:
-            try:
-                after = (datetime.fromisoformat(str(token[0])), int(token[1]))
-            except ValueError as exc:
-                raise InvalidArgument.field(
-                    "page_token", "is not a token this service issued"
-                ) from exc
+        after = _purchase_position(request.page_token)
         async with self.uow() as uow:
             rows = await purchases.list_records(uow, member_id, limit, after)
         page, more = rows[:limit], len(rows) > limit
@@ -447,7 +438,7 @@ class MemberServicer(pb_grpc.MemberServiceServicer):
     ) -> pb.EvaluateSegmentResponse:
         rule = rule_from_proto(request.rule)
         limit = paging.page_size(request.page_size)
-        after = paging.decode_token(request.page_token, 1)
+        after = paging.decode_token(request.page_token, 1, (str,))
         async with self.uow() as uow:
             ids, total = await segments.evaluate(
                 uow,
@@ -476,7 +467,7 @@ class MemberServicer(pb_grpc.MemberServiceServicer):
         v.raise_if_any()
         rule = rule_from_proto(request.rule)
         limit = paging.page_size(request.page_size)
-        after = paging.decode_token(request.page_token, 1)
+        after = paging.decode_token(request.page_token, 1, (str,))
         reveal = _reveal(context)
         async with self.uow() as uow:
             rows = await segments.export_contacts(
@@ -500,6 +491,21 @@ class MemberServicer(pb_grpc.MemberServiceServicer):
             ],
             next_page_token=paging.encode_token([page[-1][0]]) if more else "",
         )
+
+
+def _purchase_position(token: str) -> tuple[datetime, int] | None:
+    """(occurred_at, id) of the last record of the previous page: an aware UTC moment the
+    database can hold, or INVALID_ARGUMENT (never a failure in the driver)."""
+    position = paging.decode_token(token, 2, (str, int))
+    if position is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(str(position[0]))
+        if moment.tzinfo is None:
+            raise ValueError("a naive moment")
+        return moment.astimezone(UTC), int(position[1])
+    except (ValueError, OverflowError) as exc:
+        raise InvalidArgument.field("page_token", "is not a token this service issued") from exc
 
 
 def _masked_response(response: Any, reveal: bool) -> Any:

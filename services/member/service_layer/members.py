@@ -31,10 +31,12 @@ SIGN_UP_REASON = "sign-up"
 MAX_IMPORT_ROWS = 1000
 
 
-async def require_usable(repo: MemberRepository, member_id: str, *, lock: bool = False) -> Member:
-    """A member a command may act on: it exists and was not merged away (the caller must
-    use the surviving member, whose id the error names)."""
-    member = await repo.require(member_id, for_update=lock)
+async def require_usable(
+    repo: MemberRepository, member_id: str, *, lock: bool = False, field: str = "member_id"
+) -> Member:
+    """A member a command may act on: it exists (else NOT_FOUND naming ``field``) and was not
+    merged away (the caller must use the surviving member, whose id the error names)."""
+    member = await repo.require(member_id, for_update=lock, field=field)
     if not member.active:
         raise FailedPrecondition(
             f"member {member_id} was merged into {member.merged_into}; use that member"
@@ -108,14 +110,14 @@ async def get_member(uow: UnitOfWork, member_id: str) -> Member:
 async def lookup_by_phone(uow: UnitOfWork, phone: str) -> Member:
     found = await MemberRepository(uow.session).by_phone(phone)
     if found is None:
-        raise NotFound("no member has this phone")
+        raise NotFound("no member has this phone", field="phone", resource_type="member")
     return found
 
 
 async def lookup_by_identity(uow: UnitOfWork, identity: Identity) -> Member:
     found = await MemberRepository(uow.session).by_identity(identity)
     if found is None:
-        raise NotFound("no member has this identity")
+        raise NotFound("no member has this identity", field="identity", resource_type="member")
     return found
 
 
@@ -197,10 +199,12 @@ def _rejected(index: int, v: Validator) -> ImportResult:
 async def _import_one(
     uow: UnitOfWork, repo: MemberRepository, index: int, new: NewMember
 ) -> ImportResult:
+    # A phone or identity of a merged record answers for the member it was merged into.
     for identity in new.identities:
         owner = await repo.identity_owner(identity)
         if owner is not None:
-            existing = await repo.by_phone(new.phone)
+            owner = (await repo.require_active(owner)).member_id
+            existing = await repo.active_by_phone(new.phone)
             if existing is not None and existing.member_id == owner:
                 return ImportResult(index, "existing", owner)
             return ImportResult(
@@ -213,7 +217,7 @@ async def _import_one(
         await _after_sign_up(uow, repo, member, new)
         metrics.MEMBERS_REGISTERED.labels(new.source.name.lower()).inc()
         return ImportResult(index, "created", member.member_id)
-    existing = await repo.by_phone(new.phone)
+    existing = await repo.active_by_phone(new.phone)
     assert existing is not None  # the insert conflicted on this phone
     for identity in new.identities:
         await bind_identity_to(uow, repo, existing.member_id, identity)

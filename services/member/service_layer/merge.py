@@ -60,9 +60,12 @@ async def merge_members(
     validate_merge(surviving_member_id, merged_member_id, reason)
     repo = MemberRepository(uow.session)
     # Lock both in id order so two merges of the same pair cannot deadlock.
+    fields = {surviving_member_id: "surviving_member_id", merged_member_id: "merged_member_id"}
     locked: dict[str, Member] = {}
     for member_id in sorted((surviving_member_id, merged_member_id)):
-        locked[member_id] = await require_usable(repo, member_id, lock=True)
+        locked[member_id] = await require_usable(
+            repo, member_id, lock=True, field=fields[member_id]
+        )
     survivor, merged = locked[surviving_member_id], locked[merged_member_id]
 
     identities_moved = _rowcount(

@@ -131,8 +131,10 @@ async def refund(
     amount_minor: int,
     reference: str,
 ) -> Row:
-    """Give back (part of) a payment of this member; refunds of one payment never exceed it
-    (the payment row is locked while its refunds are summed)."""
+    """Give back (part of) a payment of this member — or of a member merged into it, whose
+    balance moved here with the merge, so the refund credits this (surviving) member's card
+    and ledger. Refunds of one payment never exceed it (the payment row is locked while its
+    refunds are summed)."""
     v = Validator()
     validate_amount(v, currency, amount_minor)
     _check_reference(v, reference)
@@ -143,7 +145,8 @@ async def refund(
         v.add("payment_entry_id", "must be the entry id of a payment")
     v.raise_if_any()
     assert payment_uuid is not None
-    await require_usable(MemberRepository(uow.session), member_id)
+    repo = MemberRepository(uow.session)
+    await require_usable(repo, member_id)
     payment = (
         await uow.session.execute(
             sa.select(stored_value_entries)
@@ -153,10 +156,15 @@ async def refund(
     ).first()
     if (
         payment is None
-        or payment.member_id != member_id
         or payment.kind != int(StoredValueEntryKind.PAYMENT)
+        or not await _answers_for(repo, member_id, str(payment.member_id))
     ):
-        raise NotFound(f"payment {payment_entry_id} of member {member_id} does not exist")
+        raise NotFound(
+            f"payment {payment_entry_id} of member {member_id} does not exist",
+            field="payment_entry_id",
+            resource_type="stored_value_payment",
+            resource_name=payment_entry_id,
+        )
     refunded = (
         await uow.session.execute(
             sa.select(sa.func.coalesce(sa.func.sum(stored_value_entries.c.amount_minor), 0)).where(
@@ -175,6 +183,13 @@ async def refund(
         payment_entry_id=payment_uuid,
         reference=reference,
     )
+
+
+async def _answers_for(repo: MemberRepository, member_id: str, payer_id: str) -> bool:
+    """The member is the payer, or the member the payer was merged into."""
+    if payer_id == member_id:
+        return True
+    return (await repo.require_active(payer_id)).member_id == member_id
 
 
 async def list_entries(

@@ -26,13 +26,30 @@ async def test_a_code_resolves_once_and_a_replay_is_refused(stub, unique):
     resolved = await _resolve(stub, f"pos-{unique}", issued.code, PII)
     assert resolved.member.member_id == member_id
     assert not resolved.member.pii_masked
-    # The POS retrying its own call gets the same answer (masked: this caller has no scope)...
-    retried = await _resolve(stub, f"pos-{unique}", issued.code)
-    assert retried.member.member_id == member_id and retried.member.pii_masked
-    # ...but anyone presenting the same code again is refused.
-    with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await _resolve(stub, f"pos2-{unique}", issued.code)
-    assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    masked = await _resolve(
+        stub,
+        f"pos-m-{unique}",
+        (await stub.IssueMemberCode(pb.IssueMemberCodeRequest(member_id=member_id))).code,
+    )
+    assert masked.member.member_id == member_id and masked.member.pii_masked
+    # The code is spent: presenting it again is refused, whoever sends it and whatever the
+    # request id — the same one included (a request id is no secret: it must not replay
+    # the member to another caller).
+    for request_id, metadata in (
+        (f"pos-{unique}", PII),
+        (f"pos-{unique}", ()),
+        (f"pos-{unique}", (("x-omni-caller", "another-till"),)),
+        (f"pos2-{unique}", PII),
+    ):
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await _resolve(stub, request_id, issued.code, metadata)
+        assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    # The request id is still required.
+    fresh = (await stub.IssueMemberCode(pb.IssueMemberCodeRequest(member_id=member_id))).code
+    with pytest.raises(grpc.aio.AioRpcError) as no_id:
+        await _resolve(stub, "", fresh)
+    assert no_id.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert (await _resolve(stub, f"pos3-{unique}", fresh)).member.member_id == member_id
 
 
 async def test_expired_and_forged_codes_are_refused(stub, unique):

@@ -132,6 +132,42 @@ async def test_distributor_import_is_idempotent_and_reports_bad_rows(stub, uniqu
     assert found.member.distributor_id == "DIST-9"
 
 
+async def test_an_import_of_a_merged_members_phone_binds_to_the_survivor(stub, unique):
+    merged = (await register(stub, unique)).member
+    survivor = (await register(stub, unique)).member
+    await stub.MergeMembers(
+        pb.MergeMembersRequest(
+            request_id=f"merge-imp-{unique}",
+            surviving_member_id=survivor.member_id,
+            merged_member_id=merged.member_id,
+            reason="same person",
+        )
+    )
+    customer = m.ChannelIdentity(
+        kind=ev.IDENTITY_KIND_DISTRIBUTOR_CUSTOMER_ID,
+        namespace="DIST-M",
+        external_id=f"CM-{unique}",
+    )
+    rows = [pb.ImportRow(phone=merged.phone, name="Li", distributor_customer_id=f"CM-{unique}")]
+    imported = await stub.ImportMembers(
+        pb.ImportMembersRequest(request_id=f"imp-m-{unique}", distributor_id="DIST-M", rows=rows)
+    )
+    assert [(r.outcome, r.member_id) for r in imported.results] == [
+        (pb.IMPORT_OUTCOME_EXISTING, survivor.member_id)
+    ]
+    found = await stub.LookupMember(pb.LookupMemberRequest(identity=customer))
+    assert found.member.member_id == survivor.member_id
+    old = (await stub.GetMember(pb.GetMemberRequest(member_id=merged.member_id))).member
+    assert list(old.identities) == []
+    # Re-running the file (the identity now the survivor's) is still EXISTING, not a clash.
+    again = await stub.ImportMembers(
+        pb.ImportMembersRequest(request_id=f"imp-m2-{unique}", distributor_id="DIST-M", rows=rows)
+    )
+    assert [(r.outcome, r.member_id) for r in again.results] == [
+        (pb.IMPORT_OUTCOME_EXISTING, survivor.member_id)
+    ]
+
+
 async def test_binding_an_identity_of_another_member_is_refused_unless_merged(stub, unique):
     openid = m.ChannelIdentity(
         kind=ev.IDENTITY_KIND_WECHAT_OPENID, namespace="wxapp1", external_id=f"oX-{unique}"

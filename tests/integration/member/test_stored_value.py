@@ -136,3 +136,71 @@ async def test_unknown_member_is_not_found(stub, unique):
             )
         )
     assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_payments_made_before_a_merge_are_refunded_by_the_survivor(
+    stub, unique, member_service
+):
+    merged_id = (await register(stub, unique)).member.member_id
+    survivor_id = (await register(stub, unique)).member.member_id
+    await stub.RechargeStoredValue(
+        pb.RechargeStoredValueRequest(
+            request_id=f"rc-m-{unique}", member_id=merged_id, amount=cny(100_00)
+        )
+    )
+    paid = await stub.PayWithStoredValue(
+        pb.PayWithStoredValueRequest(
+            request_id=f"pay-m-{unique}", member_id=merged_id, amount=cny(60_00)
+        )
+    )
+    await stub.RechargeStoredValue(
+        pb.RechargeStoredValueRequest(
+            request_id=f"rc-s-{unique}", member_id=survivor_id, amount=cny(5_00)
+        )
+    )
+    await stub.MergeMembers(
+        pb.MergeMembersRequest(
+            request_id=f"merge-sv-{unique}",
+            surviving_member_id=survivor_id,
+            merged_member_id=merged_id,
+            reason="same person",
+        )
+    )
+
+    def refund(request_id: str, member_id: str, amount: int) -> pb.RefundStoredValueRequest:
+        return pb.RefundStoredValueRequest(
+            request_id=request_id,
+            member_id=member_id,
+            payment_entry_id=paid.entry.entry_id,
+            amount=cny(amount),
+        )
+
+    # The survivor now holds the merged card's 40.00 plus its own 5.00; a refund of the old
+    # payment lands on the survivor's card and ledger.
+    first = await stub.RefundStoredValue(refund(f"rf-m1-{unique}", survivor_id, 25_00))
+    assert first.entry.member_id == survivor_id
+    assert first.entry.balance_after.amount_minor == 70_00
+    again = await stub.RefundStoredValue(refund(f"rf-m1-{unique}", survivor_id, 25_00))
+    assert again.entry.entry_id == first.entry.entry_id
+    assert again.entry.balance_after.amount_minor == 70_00
+    # All refunds of the payment stay within it, before and after the merge alike.
+    with pytest.raises(grpc.aio.AioRpcError) as too_much:
+        await stub.RefundStoredValue(refund(f"rf-m2-{unique}", survivor_id, 35_01))
+    assert too_much.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    rest = await stub.RefundStoredValue(refund(f"rf-m3-{unique}", survivor_id, 35_00))
+    assert rest.entry.balance_after.amount_minor == 105_00
+    # The merged record takes no commands (the error names the survivor).
+    with pytest.raises(grpc.aio.AioRpcError) as merged:
+        await stub.RefundStoredValue(refund(f"rf-m4-{unique}", merged_id, 1_00))
+    assert merged.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert survivor_id in (merged.value.details() or "")
+    # Someone else's payment is not the survivor's to refund.
+    stranger = (await register(stub, unique)).member.member_id
+    with pytest.raises(grpc.aio.AioRpcError) as not_theirs:
+        await stub.RefundStoredValue(refund(f"rf-m5-{unique}", stranger, 1_00))
+    assert not_theirs.value.code() == grpc.StatusCode.NOT_FOUND
+
+    member = (await stub.GetMember(pb.GetMemberRequest(member_id=survivor_id))).member
+    assert member.stored_value_balance.amount_minor == 105_00
+    assert (await ledger_sums(member_service, survivor_id))[1] == 105_00
+    assert (await ledger_sums(member_service, merged_id))[1] == 0
