@@ -69,7 +69,12 @@ async def resolve_alert(
         )
     ).first()
     if row is None:
-        raise NotFound(f"alert {alert_id} does not exist")
+        raise NotFound(
+            f"alert {alert_id} does not exist",
+            field="alert_id",
+            resource_type="alert",
+            resource_name=alert_id,
+        )
     caller.require(row.dealer_path, f"alert {alert_id}")
     if row.status != ALERT_OPEN:
         raise FailedPrecondition(f"alert {alert_id} is already resolved")

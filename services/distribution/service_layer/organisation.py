@@ -45,7 +45,12 @@ async def visible_unit(repo: Repository, caller: Caller, unit_id: str, field: st
         raise InvalidArgument.field(field, "is required")
     unit = await repo.unit(unit_id)
     if unit is None:
-        raise NotFound(f"org unit {unit_id} does not exist")
+        raise NotFound(
+            f"org unit {unit_id} does not exist",
+            field=field,
+            resource_type="org_unit",
+            resource_name=unit_id,
+        )
     caller.require(unit.path, f"org unit {unit_id}")
     return unit
 
@@ -170,7 +175,12 @@ async def visible_staff(repo: Repository, caller: Caller, staff_id: str) -> Staf
         raise InvalidArgument.field("staff_id", "is required")
     member = await repo.staff(staff_id)
     if member is None:
-        raise NotFound(f"staff {staff_id} does not exist")
+        raise NotFound(
+            f"staff {staff_id} does not exist",
+            field="staff_id",
+            resource_type="staff",
+            resource_name=staff_id,
+        )
     unit = await repo.unit(member.unit_id)
     caller.require(unit.path if unit else "", f"staff {staff_id}")
     return member

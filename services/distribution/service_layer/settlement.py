@@ -65,7 +65,12 @@ async def _beneficiary_scope(
     if kind == BeneficiaryKind.GUIDE:
         member = await repo.staff(beneficiary_id)
         if member is None:
-            raise NotFound(f"guide {beneficiary_id} does not exist")
+            raise NotFound(
+                f"guide {beneficiary_id} does not exist",
+                field="beneficiary_id",
+                resource_type="staff",
+                resource_name=beneficiary_id,
+            )
         unit = await repo.unit(member.unit_id)
         if unit is None:  # pragma: no cover - foreign key
             raise NotFound(f"guide {beneficiary_id} has no unit")

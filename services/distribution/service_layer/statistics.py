@@ -153,7 +153,12 @@ async def order_commissions(
         await uow.session.execute(sa.select(order_facts).where(order_facts.c.order_id == order_id))
     ).first()
     if facts is None:
-        raise NotFound(f"no commissions recorded for order {order_id}")
+        raise NotFound(
+            f"no commissions recorded for order {order_id}",
+            field="order_id",
+            resource_type="order",
+            resource_name=order_id,
+        )
     caller.require(facts.scope_path, f"order {order_id}")
     rows = await uow.session.execute(
         sa.select(

@@ -12,7 +12,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from omni.distribution.v1 import distribution_pb2 as pb
 from omni.distribution.v1 import distribution_service_pb2 as svc
 
-from libs.grpc_errors import field_violations
+from libs.grpc_errors import field_violations, not_found_field
 from libs.testing.services import eventually
 from services.distribution.domain.settlement import period_of
 from tests.integration.distribution.support import (
@@ -218,11 +218,50 @@ async def test_bad_input_is_invalid_argument_naming_the_field_and_writes_nothing
     for unit_id in (w.id("S7"), w.id("D7")):
         missing = await rpc_error(admin.call("GetOrgUnit", svc.GetOrgUnitRequest(unit_id=unit_id)))
         assert missing.code() == grpc.StatusCode.NOT_FOUND
+        assert not_found_field(missing) == "unit_id"
     for staff_id in (w.id("G7"), w.id("G8")):
         missing = await rpc_error(admin.call("GetStaff", svc.GetStaffRequest(staff_id=staff_id)))
         assert missing.code() == grpc.StatusCode.NOT_FOUND
+        assert not_found_field(missing) == "staff_id"
     rules = await admin.call("ListCommissionRules", svc.ListCommissionRulesRequest(hq_id=w.hq))
     assert list(rules.rules) == []
+
+
+async def test_not_found_names_the_field(api, world):
+    w = world
+    hq = api.as_(w.id("HQM"))
+    nobody = f"NOBODY-{w.u}"
+    cases = [
+        ("ListOrgUnits", svc.ListOrgUnitsRequest(parent_id=nobody), "parent_id"),
+        ("IssueGuideCode", svc.IssueGuideCodeRequest(staff_id=nobody), "staff_id"),
+        ("GetOrderCommissions", svc.GetOrderCommissionsRequest(order_id=nobody), "order_id"),
+        (
+            "GetStatement",
+            svc.GetStatementRequest(
+                beneficiary_kind=pb.BENEFICIARY_KIND_GUIDE, beneficiary_id=nobody, period="2026-01"
+            ),
+            "beneficiary_id",
+        ),
+        (
+            "GetStatement",
+            svc.GetStatementRequest(
+                beneficiary_kind=pb.BENEFICIARY_KIND_STORE, beneficiary_id=nobody, period="2026-01"
+            ),
+            "beneficiary_id",
+        ),
+        (
+            "ResolveAlert",
+            svc.ResolveAlertRequest(
+                request_id=f"nf-alert-{w.u}", alert_id=nobody, resolution_note="n/a"
+            ),
+            "alert_id",
+        ),
+        ("ListAlerts", svc.ListAlertsRequest(unit_id=nobody), "unit_id"),
+    ]
+    for method, request, field in cases:
+        error = await rpc_error(hq.call(method, request))
+        assert error.code() == grpc.StatusCode.NOT_FOUND, method
+        assert not_found_field(error) == field, method
 
 
 async def test_diversion_alert_for_out_of_territory_shipment_only(api, events, world):
