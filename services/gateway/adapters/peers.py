@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from omni.catalog.v1 import catalog_pb2, catalog_service_pb2, catalog_service_pb2_grpc
 from omni.inventory.v1 import inventory_pb2, inventory_service_pb2, inventory_service_pb2_grpc
@@ -13,11 +14,14 @@ from omni.order.v1 import order_pb2, order_service_pb2, order_service_pb2_grpc
 from libs.config import Settings
 from libs.grpc_client import peer_channel
 
-_HANDED_OVER = (
-    order_pb2.FULFILMENT_STATUS_DELIVERED,
-    order_pb2.FULFILMENT_STATUS_PICKED_UP,
-    order_pb2.FULFILMENT_STATUS_CANCELLED,
-)
+
+def enum_name(enum: Any, value: int) -> str:
+    """A peer's enum value as the gateway shows it: FULFILMENT_STATUS_PICKED_UP → picked_up
+    (the enum's own prefix dropped)."""
+    name = str(enum.Name(value))
+    prefix = next(iter(enum.keys())).removesuffix("UNSPECIFIED")
+    return name.removeprefix(prefix).lower()
+
 
 # GetAvailability takes at most this many SKUs per call.
 AVAILABILITY_BATCH = 100
@@ -202,24 +206,30 @@ class Peers:
         )
         return response.order_return
 
-    async def hand_over_at_store(self, request_id: str, order_id: str, store_id: str) -> None:
-        """A pickup consumed in the store: ready for pickup (if not yet), then picked up."""
-        found = await self.get_order(order_id)
-        for fulfilment in found.fulfilment_orders:
-            if fulfilment.handover_store_id and fulfilment.handover_store_id != store_id:
-                continue
-            if fulfilment.status in _HANDED_OVER:
-                continue
-            if fulfilment.status == order_pb2.FULFILMENT_STATUS_PENDING:
-                await self.order.MarkReadyForPickup(
-                    order_service_pb2.MarkReadyForPickupRequest(
-                        request_id=f"{request_id}:ready:{fulfilment.fulfilment_id}",
-                        fulfilment_id=fulfilment.fulfilment_id,
-                    )
-                )
-            await self.order.ConfirmDelivery(
-                order_service_pb2.ConfirmDeliveryRequest(
-                    request_id=f"{request_id}:handed:{fulfilment.fulfilment_id}",
-                    fulfilment_id=fulfilment.fulfilment_id,
-                )
+    async def ship_fulfilment(
+        self, request_id: str, fulfilment_id: str, assignee: str
+    ) -> order_pb2.FulfilmentOrder:
+        response = await self.order.ShipFulfilment(
+            order_service_pb2.ShipFulfilmentRequest(
+                request_id=request_id, fulfilment_id=fulfilment_id, assignee=assignee
             )
+        )
+        return response.fulfilment_order
+
+    async def mark_ready(self, request_id: str, fulfilment_id: str) -> order_pb2.FulfilmentOrder:
+        response = await self.order.MarkReadyForPickup(
+            order_service_pb2.MarkReadyForPickupRequest(
+                request_id=request_id, fulfilment_id=fulfilment_id
+            )
+        )
+        return response.fulfilment_order
+
+    async def confirm_delivery(
+        self, request_id: str, fulfilment_id: str
+    ) -> order_pb2.FulfilmentOrder:
+        response = await self.order.ConfirmDelivery(
+            order_service_pb2.ConfirmDeliveryRequest(
+                request_id=request_id, fulfilment_id=fulfilment_id
+            )
+        )
+        return response.fulfilment_order

@@ -96,6 +96,11 @@ channel_orders = sa.Table(
     sa.Column(
         "updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
     ),
+    # Local-life vouchers (migration 0005): the code's digest, and the redemption.
+    sa.Column("voucher_code_sha256", sa.Text, nullable=False, server_default=""),
+    sa.Column("redeemed_at", sa.DateTime(timezone=True)),
+    sa.Column("redeemed_store_id", sa.Text, nullable=False, server_default=""),
+    sa.Column("redeemed_by", sa.Text, nullable=False, server_default=""),
 )
 
 channel_returns = sa.Table(

@@ -1,6 +1,7 @@
 """Local-life platform connector (review / group-buy apps): a voucher is paid online for a
 designated store and consumed (核销) there later. The paid voucher becomes a store-pickup
-order; the redemption tells the order service the goods were handed over.
+order (the voucher code is kept as a digest); the redemption, with that code, hands the
+goods over (domain/vouchers.py).
 Sample: samples/local_life.json."""
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ class VoucherOrderIn(Strict):
     voucher_order_id: str = Field(min_length=1, max_length=64)
     deal_id: str = Field(min_length=1, max_length=64)
     store_id: str = Field(min_length=1, max_length=64, description="where it is consumed")
+    voucher_code: str = Field(
+        min_length=4, max_length=64, description="the code the customer shows in the store"
+    )
     user_phone: str = Field(min_length=3, max_length=32)
     member_id: str = Field(default="", max_length=64)
     items: list[VoucherItemIn] = Field(min_length=1, max_length=20)
@@ -42,6 +46,7 @@ class Redemption:
 
     channel_id: str
     voucher_order_id: str
+    voucher_code: str
     store_id: str
     staff_id: str
 
@@ -63,7 +68,13 @@ def voucher_order(channel_id: str, payload: VoucherOrderIn) -> order_pb2.Order:
 
 
 def redemption(channel_id: str, payload: RedemptionIn) -> Redemption:
-    return Redemption(channel_id, payload.voucher_order_id, payload.store_id, payload.staff_id)
+    return Redemption(
+        channel_id,
+        payload.voucher_order_id,
+        payload.voucher_code,
+        payload.store_id,
+        payload.staff_id,
+    )
 
 
 def stock_message(sku_code: str, external_sku_id: str, available: int) -> dict[str, object]:

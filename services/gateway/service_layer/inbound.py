@@ -15,11 +15,10 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from libs.db import Database
-from libs.errors import FailedPrecondition, NotFound
+from libs.errors import NotFound
 from libs.unit_of_work import UnitOfWorkFactory
 from services.gateway import metrics
 from services.gateway.adapters.tables import channel_orders, channel_returns, inbound_payloads
-from services.gateway.connectors.local_life import Redemption
 from services.gateway.connectors.pos import ReturnCommand
 
 # Never stored: anything that could let a reader forge or replay a request.
@@ -58,10 +57,6 @@ STATUS_RANK = {
 def later_than(status: str) -> list[str]:
     rank = STATUS_RANK.get(status, 0)
     return [s for s, r in STATUS_RANK.items() if r > rank]
-
-
-# A voucher in one of these states was already consumed.
-HANDED_OVER = frozenset({"consumed", "completed", "returned"})
 
 
 @dataclass(frozen=True)
@@ -188,7 +183,7 @@ async def list_payloads(
     return [_payload(r) for r in rows]
 
 
-def _accepted(row: sa.Row[tuple[object, ...]], created: bool) -> AcceptedOrder:
+def accepted_from_row(row: sa.Row[tuple[object, ...]], created: bool) -> AcceptedOrder:
     m = row._mapping
     order = order_pb2.Order()
     order.ParseFromString(m["order_proto"])
@@ -209,6 +204,7 @@ async def accept_order(
     order: order_pb2.Order,
     payload_id: int | None,
     partner_id: str = "",
+    voucher_code_sha256: str = "",
 ) -> AcceptedOrder:
     """Once per (channel, channel order id): the first payload wins, every retry (or a
     replay) gets the same order id back with ``created`` False. ``order.order_id`` is the
@@ -227,6 +223,7 @@ async def accept_order(
                     partner_id=partner_id,
                     status="accepted",
                     payload_id=payload_id,
+                    voucher_code_sha256=voucher_code_sha256,
                 )
                 .on_conflict_do_nothing(index_elements=["channel_id", "channel_order_id"])
                 .returning(*channel_orders.c)
@@ -245,7 +242,7 @@ async def accept_order(
         await uow.commit()
     kind = order_pb2.ChannelKind.Name(order.channel_kind).removeprefix("CHANNEL_KIND_").lower()
     metrics.ORDERS.labels(channel_kind=kind, outcome="accepted" if created else "duplicate").inc()
-    return _accepted(row, created)
+    return accepted_from_row(row, created)
 
 
 async def find_order_or_none(
@@ -259,7 +256,7 @@ async def find_order_or_none(
             )
         )
     ).first()
-    return None if row is None else _accepted(row, False)
+    return None if row is None else accepted_from_row(row, False)
 
 
 async def find_order(
@@ -275,7 +272,7 @@ async def find_order(
     ).first()
     if row is None:
         raise NotFound(f"order {channel_order_id} of channel {channel_id} not found")
-    return _accepted(row, False)
+    return accepted_from_row(row, False)
 
 
 async def find_order_by_id(session: AsyncSession, order_id: str) -> AcceptedOrder | None:
@@ -284,7 +281,7 @@ async def find_order_by_id(session: AsyncSession, order_id: str) -> AcceptedOrde
             sa.select(channel_orders).where(channel_orders.c.order_id == order_id)
         )
     ).first()
-    return None if row is None else _accepted(row, False)
+    return None if row is None else accepted_from_row(row, False)
 
 
 async def set_order_status(
@@ -303,7 +300,7 @@ async def set_order_status(
             .returning(*channel_orders.c)
         )
     ).first()
-    return None if row is None else _accepted(row, False)
+    return None if row is None else accepted_from_row(row, False)
 
 
 async def record_return(uow_factory: UnitOfWorkFactory, command: ReturnCommand) -> bool:
@@ -328,48 +325,6 @@ async def record_return(uow_factory: UnitOfWorkFactory, command: ReturnCommand) 
         ).first()
         await uow.commit()
     return row is not None
-
-
-async def redeem(uow_factory: UnitOfWorkFactory, redemption: Redemption) -> AcceptedOrder:
-    """A local-life voucher consumed in its store: the order is handed over. Redeeming again
-    at the same store is a no-op; at another store, or before the voucher order arrived, it
-    is refused."""
-    async with uow_factory() as uow:
-        row = (
-            await uow.session.execute(
-                sa.select(channel_orders)
-                .where(
-                    channel_orders.c.channel_id == redemption.channel_id,
-                    channel_orders.c.channel_order_id == redemption.voucher_order_id,
-                )
-                .with_for_update()
-            )
-        ).first()
-        if row is None:
-            raise NotFound(f"voucher order {redemption.voucher_order_id} not found")
-        current = _accepted(row, False)
-        if current.order.pickup_store_id != redemption.store_id:
-            raise FailedPrecondition(
-                f"voucher is for store {current.order.pickup_store_id}, not {redemption.store_id}"
-            )
-        first = current.status not in HANDED_OVER
-        if first:
-            await uow.session.execute(
-                channel_orders.update()
-                .where(channel_orders.c.order_id == current.order_id)
-                .values(status="consumed", updated_at=sa.func.now())
-            )
-        await uow.commit()
-    return AcceptedOrder(
-        current.channel_id,
-        current.channel_order_id,
-        current.order_id,
-        current.order,
-        current.partner_id,
-        "consumed" if first else current.status,
-        current.accepted_at,
-        first,
-    )
 
 
 def payload_json(payload: StoredPayload) -> object:

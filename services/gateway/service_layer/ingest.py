@@ -16,10 +16,12 @@ from libs.db import Database
 from libs.errors import NotFound, PermissionDenied
 from libs.unit_of_work import UnitOfWorkFactory
 from services.gateway import metrics
-from services.gateway.adapters.peers import Peers
+from services.gateway.adapters.peers import Peers, enum_name
 from services.gateway.connectors import distributor, jd, local_life, pos, tmall, web_mall
+from services.gateway.domain import vouchers
 from services.gateway.domain.access import Caller, require_owner, require_scope
 from services.gateway.service_layer import inbound
+from services.gateway.service_layer import vouchers as voucher_use_cases
 from services.gateway.service_layer.channels import Channel
 
 
@@ -66,6 +68,7 @@ async def capture(
     payload_id: int | None,
     payment: order_pb2.PaymentState.ValueType,
     partner_id: str = "",
+    voucher_code_sha256: str = "",
 ) -> Answer:
     """A channel order reaches the platform once: a retry the gateway already accepted is
     answered from its own table; otherwise the order service captures it (idempotent by a
@@ -82,11 +85,11 @@ async def capture(
     digest = hashlib.sha256(order.SerializeToString(deterministic=True)).hexdigest()
     platform = await gw.peers.capture_order(f"gw:{digest[:48]}", order, payment)
     order.order_id = platform.order_id
-    return order_answer(await inbound.accept_order(gw.uow_factory, order, payload_id, partner_id))
-
-
-def _enum_name(enum: Any, value: int, prefix: str) -> str:
-    return str(enum.Name(value)).removeprefix(prefix).lower()
+    return order_answer(
+        await inbound.accept_order(
+            gw.uow_factory, order, payload_id, partner_id, voucher_code_sha256
+        )
+    )
 
 
 async def order_view(
@@ -108,12 +111,8 @@ async def order_view(
         "order_id": found.order_id,
         "channel_order_id": distributor.own_order_id(found.partner_id, found.channel_order_id),
         "status": found.status,
-        "platform_status": _enum_name(
-            order_pb2.OrderStatus, platform.order.status, "ORDER_STATUS_"
-        ),
-        "fulfilment_mode": _enum_name(
-            order_pb2.FulfilmentMode, platform.order.fulfilment_mode, "FULFILMENT_MODE_"
-        ),
+        "platform_status": enum_name(order_pb2.OrderStatus, platform.order.status),
+        "fulfilment_mode": enum_name(order_pb2.FulfilmentMode, platform.order.fulfilment_mode),
         "total_minor": found.order.total.amount_minor,
         "currency": found.order.total.currency_code,
         "lines": [
@@ -124,8 +123,8 @@ async def order_view(
             {
                 "fulfilment_id": f.fulfilment_id,
                 "location_id": f.location_id,
-                "status": _enum_name(order_pb2.FulfilmentStatus, f.status, "FULFILMENT_STATUS_"),
-                "handover": _enum_name(order_pb2.HandoverKind, f.handover, "HANDOVER_KIND_"),
+                "status": enum_name(order_pb2.FulfilmentStatus, f.status),
+                "handover": enum_name(order_pb2.HandoverKind, f.handover),
                 "handover_store_id": f.handover_store_id,
                 "tracking": f.assignee,
                 "via_transfer": bool(f.transfer_id),
@@ -319,7 +318,10 @@ async def voucher_order(
     _connector(channel, "local_life")
     require_scope(caller, "orders:write")
     order = local_life.voucher_order(channel.config.channel_id, body)
-    return await capture(gw, channel, order, payload_id, PAID_ONLINE)
+    digest = vouchers.code_digest(
+        channel.config.channel_id, body.voucher_order_id, body.voucher_code
+    )
+    return await capture(gw, channel, order, payload_id, PAID_ONLINE, voucher_code_sha256=digest)
 
 
 async def voucher_redemption(
@@ -329,15 +331,12 @@ async def voucher_redemption(
     payload_id: int | None,
     caller: Caller,
 ) -> Answer:
+    """200 once the goods were handed over in the store (and for every repeat); 409 with
+    the reason, nothing changed, when they cannot be yet."""
     _connector(channel, "local_life")
     require_scope(caller, "orders:write")
     redemption = local_life.redemption(channel.config.channel_id, body)
-    accepted = await inbound.redeem(gw.uow_factory, redemption)
-    # The goods are handed over at the store; idempotent by request ids, so a repeated
-    # redemption (or one retried after a failure here) only finishes what is left.
-    await gw.peers.hand_over_at_store(
-        f"gw:redeem:{accepted.order_id}", accepted.order_id, redemption.store_id
-    )
+    accepted = await voucher_use_cases.redeem(gw.uow_factory, gw.peers, redemption)
     return Answer(
         200,
         {

@@ -290,7 +290,23 @@ class Platform:
         await self.receive(loc, sku, quantity)
         return sku, loc
 
-    async def location(self, location_id: str, channels: list[str]) -> None:
+    async def location(
+        self,
+        location_id: str,
+        channels: list[str],
+        *,
+        transfers: bool = False,
+        latitude: float = 31.23,
+        longitude: float = 121.47,
+        city: str = "Shanghai",
+    ) -> None:
+        capabilities = [
+            inv.CAPABILITY_EXPRESS_SHIPPING,
+            inv.CAPABILITY_PICKUP,
+            inv.CAPABILITY_SAME_CITY_DELIVERY,
+        ]
+        if transfers:
+            capabilities.append(inv.CAPABILITY_TRANSFER)
         await self.inventory.CreateLocation(
             inv_svc.CreateLocationRequest(
                 request_id=rid(),
@@ -298,16 +314,12 @@ class Platform:
                     location_id=location_id,
                     name=location_id,
                     type=inv.LOCATION_TYPE_STORE,
-                    province="Shanghai",
-                    city="Shanghai",
-                    latitude=31.23,
-                    longitude=121.47,
+                    province="Shanghai" if city == "Shanghai" else "Zhejiang",
+                    city=city,
+                    latitude=latitude,
+                    longitude=longitude,
                     time_zone="Asia/Shanghai",
-                    capabilities=[
-                        inv.CAPABILITY_EXPRESS_SHIPPING,
-                        inv.CAPABILITY_PICKUP,
-                        inv.CAPABILITY_SAME_CITY_DELIVERY,
-                    ],
+                    capabilities=capabilities,
                     channels=channels,
                     default_safety_stock=0,
                 ),

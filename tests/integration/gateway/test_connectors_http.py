@@ -175,6 +175,7 @@ async def test_local_life_voucher_paid_online_consumed_in_store(
         "voucher_order_id": f"V{unique}",
         "deal_id": "DEAL",
         "store_id": store,
+        "voucher_code": "1234",
         "user_phone": "13800001234",
         "items": [{"sku_code": sku, "quantity": 1, "price": 6900}],
         "paid_amount": 6900,
