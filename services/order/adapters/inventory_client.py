@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NoReturn
 
 import grpc
 from omni.inventory.v1 import inventory_pb2 as res
@@ -26,11 +27,15 @@ CAPABILITIES = {
     res.CAPABILITY_PICKUP: Capability.PICKUP,
     res.CAPABILITY_TRANSFER: Capability.TRANSFER,
 }
+log = logging.getLogger(__name__)
 # The longest hold inventory grants: the order service ends holds itself (unpaid expiry,
 # cancel), so inventory's own expiry is only the last safety net.
-log = logging.getLogger(__name__)
 MAX_HOLD_SECONDS = 7 * 24 * 3600
 SEARCH_RADIUS_METERS = 1_000_000.0
+# Inventory's limits per query (GetAvailability, FindNearestStock): larger orders are asked
+# about in chunks.
+AVAILABILITY_CHUNK = 100
+NEARBY_CHUNK = 50
 
 TRANSIENT = {
     grpc.StatusCode.UNAVAILABLE,
@@ -44,6 +49,12 @@ TRANSIENT = {
 class StockRefused(FailedPrecondition):
     """Inventory refused a hold or a transfer (e.g. not enough stock); the workflow
     compensates, and a caller that meets it sees FAILED_PRECONDITION."""
+
+
+class InventoryRefused(FailedPrecondition):
+    """Inventory refused a call for a reason a retry will not change (INVALID_ARGUMENT,
+    NOT_FOUND, ...): routing parks the order as unfillable with the reason; a caller that
+    meets it elsewhere sees FAILED_PRECONDITION, never INTERNAL."""
 
 
 @dataclass(frozen=True)
@@ -63,12 +74,28 @@ class HoldLine:
     quantity: int
 
 
-def _raise(exc: grpc.aio.AioRpcError, what: str) -> None:
+def _raise(exc: grpc.aio.AioRpcError, what: str) -> NoReturn:
     if exc.code() in TRANSIENT:
         raise Unavailable(f"inventory unavailable during {what}: {exc.details()}") from exc
     if exc.code() == grpc.StatusCode.FAILED_PRECONDITION:
         raise StockRefused(exc.details() or what) from exc
-    raise exc
+    raise InventoryRefused(
+        f"inventory refused {what} ({exc.code().name}): {exc.details() or 'no details'}"
+    ) from exc
+
+
+def _chunks(items: Sequence[str], size: int) -> list[list[str]]:
+    return [list(items[i : i + size]) for i in range(0, len(items), size)]
+
+
+def _place(loc: res.Location) -> Place:
+    return Place(
+        loc.location_id,
+        loc.city,
+        loc.latitude,
+        loc.longitude,
+        frozenset(CAPABILITIES[c] for c in loc.capabilities if c in CAPABILITIES),
+    )
 
 
 class InventoryClient:
@@ -86,17 +113,9 @@ class InventoryClient:
             if exc.code() in {grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT}:
                 return None
             _raise(exc, "GetLocation")
-            raise
-        loc = got.location
-        if not loc.active:
+        if not got.location.active:
             return None
-        return Place(
-            loc.location_id,
-            loc.city,
-            loc.latitude,
-            loc.longitude,
-            frozenset(CAPABILITIES[c] for c in loc.capabilities if c in CAPABILITIES),
-        )
+        return _place(got.location)
 
     async def candidates(
         self,
@@ -107,64 +126,53 @@ class InventoryClient:
     ) -> list[Candidate]:
         """Every location serving the channel that holds some wanted SKU: ATP per location
         from GetAvailability, distance/city/capabilities from FindNearestStock around the
-        point (and GetLocation for holders beyond it), open-now from a second search."""
-        try:
-            atp = await self._stub.GetAvailability(
-                inv.GetAvailabilityRequest(
-                    channel=channel, sku_codes=sorted(wanted), include_locations=True
-                )
-            )
-        except grpc.aio.AioRpcError as exc:
-            if exc.code() == grpc.StatusCode.INVALID_ARGUMENT:
-                # Catalog knows the SKU but inventory has not registered it yet (its
-                # SkuCreated event is on the way): nowhere holds it, so the order waits in
-                # the unfillable queue until stock arrives.
-                log.warning("inventory refused an availability query", extra={"why": exc.details()})
-                return []
-            _raise(exc, "GetAvailability")
-            raise
+        point (and GetLocation for holders beyond it), open-now from a second search. Asked
+        in chunks within inventory's limits; a refusal that a retry will not change (e.g. a
+        SKU inventory has not registered yet) is InventoryRefused."""
+        skus = sorted(wanted)
         available: dict[str, dict[str, int]] = {}
-        for sku in atp.skus:
-            for level in sku.locations:
-                if level.available > 0:
-                    available.setdefault(level.location_id, {})[sku.sku_code] = level.available
+        for chunk in _chunks(skus, AVAILABILITY_CHUNK):
+            try:
+                atp = await self._stub.GetAvailability(
+                    inv.GetAvailabilityRequest(
+                        channel=channel, sku_codes=chunk, include_locations=True
+                    )
+                )
+            except grpc.aio.AioRpcError as exc:
+                _raise(exc, "the availability query")
+            for sku in atp.skus:
+                for level in sku.locations:
+                    if level.available > 0:
+                        available.setdefault(level.location_id, {})[sku.sku_code] = level.available
         places: dict[str, tuple[Place, float | None]] = {}
         open_ids: set[str] | None = None
-        if point is not None:
-            skus = [res.SkuQuantity(sku_code=s, quantity=1) for s in sorted(wanted)]
-            for open_now in (False, True) if need_open_state else (False,):
-                try:
-                    found = await self._stub.FindNearestStock(
-                        inv.FindNearestStockRequest(
-                            latitude=point[0],
-                            longitude=point[1],
-                            radius_meters=SEARCH_RADIUS_METERS,
-                            skus=skus,
-                            channel=channel,
-                            open_now=open_now,
-                            max_results=200,
+        if point is not None and available:
+            open_ids = set() if need_open_state else None
+            for chunk in _chunks(skus, NEARBY_CHUNK):
+                for open_now in (False, True) if need_open_state else (False,):
+                    try:
+                        found = await self._stub.FindNearestStock(
+                            inv.FindNearestStockRequest(
+                                latitude=point[0],
+                                longitude=point[1],
+                                radius_meters=SEARCH_RADIUS_METERS,
+                                skus=[res.SkuQuantity(sku_code=s, quantity=1) for s in chunk],
+                                channel=channel,
+                                open_now=open_now,
+                                max_results=200,
+                            )
                         )
-                    )
-                except grpc.aio.AioRpcError as exc:
-                    _raise(exc, "FindNearestStock")
-                    raise
-                if open_now:
-                    open_ids = {n.location.location_id for n in found.locations}
-                    continue
-                for near in found.locations:
-                    loc = near.location
-                    places[loc.location_id] = (
-                        Place(
-                            loc.location_id,
-                            loc.city,
-                            loc.latitude,
-                            loc.longitude,
-                            frozenset(
-                                CAPABILITIES[c] for c in loc.capabilities if c in CAPABILITIES
-                            ),
-                        ),
-                        near.distance_meters,
-                    )
+                    except grpc.aio.AioRpcError as exc:
+                        _raise(exc, "the nearest-stock query")
+                    for near in found.locations:
+                        if open_now:
+                            assert open_ids is not None
+                            open_ids.add(near.location.location_id)
+                        else:
+                            places[near.location.location_id] = (
+                                _place(near.location),
+                                near.distance_meters,
+                            )
         result: list[Candidate] = []
         for location_id, stock in sorted(available.items()):
             if location_id in places:
@@ -216,6 +224,17 @@ class InventoryClient:
                 raise StockRefused(exc.details() or "hold refused") from exc
             _raise(exc, "Reserve")
 
+    async def hold_is_active(self, key: str) -> bool:
+        """Whether the reservation under ``key`` still holds its units (a replayed Reserve
+        answers with its first success even when the hold was given back since)."""
+        try:
+            got = await self._stub.GetReservation(inv.GetReservationRequest(order_id=key))
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() == grpc.StatusCode.NOT_FOUND:
+                return False
+            _raise(exc, "GetReservation")
+        return got.reservation.status == res.RESERVATION_STATUS_ACTIVE
+
     async def release(self, key: str, reason: str) -> None:
         try:
             await self._stub.ReleaseReservation(
@@ -256,8 +275,23 @@ class InventoryClient:
             if exc.code() == grpc.StatusCode.INVALID_ARGUMENT:
                 raise StockRefused(exc.details() or "transfer refused") from exc
             _raise(exc, "RequestTransfer")
-            raise
         return got.transfer.transfer_id
+
+    async def cancel_transfer(self, request_id: str, transfer_id: str, reason: str) -> bool:
+        """Call off a requested transfer; False when its goods already left (it shipped)."""
+        try:
+            await self._stub.CancelTransfer(
+                inv.CancelTransferRequest(
+                    request_id=request_id, transfer_id=transfer_id, reason=reason[:500]
+                )
+            )
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() == grpc.StatusCode.NOT_FOUND:
+                return True
+            if exc.code() == grpc.StatusCode.FAILED_PRECONDITION:
+                return False
+            _raise(exc, "CancelTransfer")
+        return True
 
     async def ship_transfer(self, request_id: str, transfer_id: str) -> None:
         try:

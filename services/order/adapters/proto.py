@@ -127,6 +127,7 @@ def new_order_from_proto(request: svc.CaptureOrderRequest) -> NewOrder:
                 unit_price_minor=line.unit_price.amount_minor,
                 discount_minor=line.discount.amount_minor,
                 currency=line.unit_price.currency_code,
+                discount_currency=line.discount.currency_code,
             )
             for line in request.lines
         ),

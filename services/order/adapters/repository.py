@@ -1,7 +1,9 @@
 """Orders, lines, fulfilment orders, history, rules and returns in PostgreSQL.
 
 Every status change is a compare-and-set on the expected status, so two actors (a worker
-resuming an order, a cancel arriving) can never both move the same order.
+resuming an order, a cancel arriving) can never both move the same order, and goes through
+the domain's transition table (state_machine.check_order_transition), so no code path can
+make a move the order's life does not allow.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from services.order.adapters.tables import (
     orders,
     routing_rules,
 )
-from services.order.domain.state_machine import OrderStatus
+from services.order.domain.state_machine import OrderStatus, check_order_transition
 
 
 @dataclass(frozen=True)
@@ -111,7 +113,9 @@ class OrderRepository:
         note: str = "",
         **values: Any,
     ) -> bool:
-        """Move the order from one of the expected statuses (compare-and-set) and record it."""
+        """Move the order from one of the expected statuses (compare-and-set; False when it
+        is elsewhere by now) and record it. A move the order's life does not allow is
+        FailedPrecondition, whatever the caller expected."""
         allowed = [expected] if isinstance(expected, OrderStatus) else list(expected)
         current = (
             await self.session.execute(
@@ -120,6 +124,7 @@ class OrderRepository:
         ).scalar_one_or_none()
         if current is None or current not in {s.value for s in allowed}:
             return False
+        check_order_transition(OrderStatus(current), to)
         await self.session.execute(
             orders.update()
             .where(orders.c.order_id == order_id)
@@ -201,6 +206,17 @@ class OrderRepository:
             .with_for_update(skip_locked=True)
         )
         return [r[0] for r in rows]
+
+    async def count_in(self, status: OrderStatus) -> int:
+        return int(
+            (
+                await self.session.execute(
+                    sa.select(sa.func.count())
+                    .select_from(orders)
+                    .where(orders.c.status == status.value)
+                )
+            ).scalar_one()
+        )
 
     async def unfillable_to_retry(self, limit: int) -> list[str]:
         rows = await self.session.execute(

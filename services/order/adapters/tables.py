@@ -72,6 +72,7 @@ fulfilments = sa.Table(
     sa.Column("handover_store_id", sa.Text),
     sa.Column("via_transfer", sa.Boolean),
     sa.Column("transfer_id", sa.Text),
+    sa.Column("transfer_requested", sa.Boolean),
     sa.Column("reservation_key", sa.Text),
     sa.Column("distance_meters", sa.Float),
     sa.Column("route_hint", sa.Text),

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+import re
 from dataclasses import asdict, dataclass, field
 from enum import Enum
 
 from libs.errors import InvalidArgument, Validator
+from libs.proto_input import check_int64
 from services.order.domain.routing import Capability, Strategy
 
 
@@ -56,6 +59,9 @@ class NewLine:
     unit_price_minor: int
     discount_minor: int
     currency: str
+    # The discount's own currency as sent (empty when no discount was sent); only checked,
+    # never stored, so it is no part of the order's content (fingerprint, differences).
+    discount_currency: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True)
@@ -87,10 +93,19 @@ class NewOrder:
         body = asdict(self)
         body.pop("payment")
         body.pop("extra")
+        for line in body["lines"]:
+            line.pop("discount_currency")
         return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
 
 
 MAX_LINES = 100
+# Identifiers go into indexed columns (a btree entry holds at most ~2.7 kB) and into the
+# ids of inventory calls: anything longer than this is not an id but a mistake.
+MAX_ID_LENGTH = 128
+MAX_TEXT_LENGTH = 500
+# Channel ids and inventory channels / location groups (the inventory API's own rule).
+CHANNEL_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
+CURRENCY_PATTERN = re.compile(r"^[A-Z]{3}$")
 
 
 def line_id(index: int) -> str:
@@ -106,7 +121,37 @@ def validate(order: NewOrder) -> None:
     inventory by the service layer)."""
     v = Validator()
     v.check(bool(order.channel_id), "channel_id", "is required")
+    if order.channel_id:
+        v.check(
+            bool(CHANNEL_PATTERN.match(order.channel_id)),
+            "channel_id",
+            "must be 1-64 letters, digits, '.', '_', ':' or '-', starting with a letter or digit",
+        )
+    if order.stock_channel and order.stock_channel != order.channel_id:
+        v.check(
+            bool(CHANNEL_PATTERN.match(order.stock_channel)),
+            "stock_channel",
+            "must be 1-64 letters, digits, '.', '_', ':' or '-', starting with a letter or digit",
+        )
     v.check(bool(order.channel_order_id), "channel_order_id", "is required")
+    for name in (
+        "channel_order_id",
+        "member_id",
+        "selling_store_id",
+        "selling_guide_staff_id",
+        "pickup_store_id",
+    ):
+        v.check(
+            len(getattr(order, name)) <= MAX_ID_LENGTH,
+            name,
+            f"must be at most {MAX_ID_LENGTH} characters",
+        )
+    for name in ("guest_contact", "referring_guide_code"):
+        v.check(
+            len(getattr(order, name)) <= MAX_TEXT_LENGTH,
+            name,
+            f"must be at most {MAX_TEXT_LENGTH} characters",
+        )
     v.check(order.mode is not None, "fulfilment_mode", "is required")
     v.check(order.payment is not None, "payment_state", "is required")
     v.check(bool(order.lines), "lines", "must have at least one line")
@@ -122,22 +167,47 @@ def validate(order: NewOrder) -> None:
         "a member id or a guest contact is required",
     )
     currencies = {line.currency for line in order.lines}
+    order_total = 0
     for i, line in enumerate(order.lines):
         f = f"lines[{i}]"
         v.check(bool(line.sku_code), f"{f}.sku_code", "is required")
+        v.check(
+            len(line.sku_code) <= MAX_ID_LENGTH,
+            f"{f}.sku_code",
+            f"must be at most {MAX_ID_LENGTH} characters",
+        )
         v.check(line.quantity > 0, f"{f}.quantity", "must be greater than 0")
         v.check(line.unit_price_minor >= 0, f"{f}.unit_price", "must not be negative")
         v.check(line.discount_minor >= 0, f"{f}.discount", "must not be negative")
         v.check(bool(line.currency), f"{f}.unit_price.currency_code", "is required")
-        if line.quantity > 0 and line.unit_price_minor >= 0:
+        if line.currency:
             v.check(
-                line.discount_minor <= line.unit_price_minor * line.quantity,
+                bool(CURRENCY_PATTERN.match(line.currency)),
+                f"{f}.unit_price.currency_code",
+                "must be an ISO 4217 code (three capital letters)",
+            )
+        # A discount without a currency is only accepted when there is no discount.
+        v.check(
+            line.discount_currency == line.currency
+            or (not line.discount_currency and line.discount_minor == 0),
+            f"{f}.discount.currency_code",
+            f"must be the line's currency {line.currency}",
+        )
+        if line.quantity > 0 and line.unit_price_minor >= 0:
+            gross = line.unit_price_minor * line.quantity
+            check_int64(v, gross, f"{f}.unit_price")
+            v.check(
+                line.discount_minor <= gross,
                 f"{f}.discount",
                 "must not exceed unit_price x quantity",
             )
+            order_total += max(0, gross - line.discount_minor)
+    check_int64(v, order_total, "lines")
     v.check(len(currencies) <= 1, "lines", "all lines must use one currency")
     mode = order.mode
     address = order.address
+    if address is not None:
+        _check_address(v, address)
     needs_address = mode in {
         Mode.EXPRESS_DELIVERY,
         Mode.SAME_CITY_DELIVERY,
@@ -181,6 +251,26 @@ def validate(order: NewOrder) -> None:
     if mode is Mode.STORE_SALE and order.payment is Payment.AWAITING:
         v.add("payment_state", "a store sale is paid at the counter")
     v.raise_if_any()
+
+
+def _check_address(v: Validator, address: Address) -> None:
+    """Coordinates must be a real place (routing measures distances from them); text
+    fields are bounded."""
+    for name, value, bound in (
+        ("latitude", address.latitude, 90.0),
+        ("longitude", address.longitude, 180.0),
+    ):
+        v.check(
+            math.isfinite(value) and -bound <= value <= bound,
+            f"delivery_address.{name}",
+            f"must be a number between {-bound:g} and {bound:g}",
+        )
+    for name in ("province", "city", "district", "street", "postal_code"):
+        v.check(
+            len(getattr(address, name)) <= MAX_TEXT_LENGTH,
+            f"delivery_address.{name}",
+            f"must be at most {MAX_TEXT_LENGTH} characters",
+        )
 
 
 @dataclass(frozen=True)

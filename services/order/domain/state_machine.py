@@ -1,7 +1,8 @@
 """The life of an order and of its fulfilment orders, as explicit transition tables.
 
-An illegal transition is a FailedPrecondition naming both states. Repeating the transition
-to the state the order is already in is harmless (retries after a crash land here).
+An illegal transition is a FailedPrecondition naming both states. Every status change in
+production passes through ``check_order_transition`` (the repository's compare-and-set calls
+it), so this table is the order's life, not a description of it.
 """
 
 from __future__ import annotations
@@ -30,8 +31,9 @@ S = OrderStatus
 
 ORDER_TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
     S.CREATED: frozenset({S.RESERVING, S.UNFILLABLE, S.CANCELLING, S.CANCELLED}),
-    # Back to CREATED when a hold was refused (stock went between routing and reserving).
-    S.RESERVING: frozenset({S.RESERVED, S.PAID, S.CREATED, S.CANCELLING}),
+    # Back to CREATED when a hold was refused (stock went between routing and reserving);
+    # UNFILLABLE when that kept happening.
+    S.RESERVING: frozenset({S.RESERVED, S.PAID, S.CREATED, S.UNFILLABLE, S.CANCELLING}),
     S.RESERVED: frozenset({S.PAID, S.CANCELLING}),
     S.PAID: frozenset({S.ALLOCATED, S.COMPLETED, S.CANCELLING}),
     S.ALLOCATED: frozenset({S.SHIPPED, S.COMPLETED, S.CANCELLING}),
@@ -46,6 +48,8 @@ ORDER_TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
 CANCELLABLE = frozenset({S.CREATED, S.RESERVING, S.RESERVED, S.PAID, S.ALLOCATED, S.UNFILLABLE})
 # States a worker must drive on (after a crash the recovery task resumes them).
 IN_FLIGHT = frozenset({S.CREATED, S.RESERVING, S.PAID, S.CANCELLING})
+# The order's life is over: nothing moves it any more.
+FINAL = frozenset({S.COMPLETED, S.CANCELLED})
 # Stock is (or may be) held at inventory in these states.
 HOLDS_STOCK = frozenset({S.RESERVING, S.RESERVED, S.PAID, S.ALLOCATED, S.SHIPPED, S.CANCELLING})
 

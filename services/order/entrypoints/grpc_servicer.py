@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import grpc
@@ -13,6 +13,7 @@ from omni.order.v1 import order_service_pb2_grpc as svc_grpc
 from libs.errors import InvalidArgument, NotFound
 from libs.idempotency import run_idempotent, validate_request_id
 from libs.pagination import decode_token, encode_token, page_size
+from libs.proto_input import field_time
 from libs.unit_of_work import UnitOfWork
 from services.order.adapters import proto
 from services.order.adapters.repository import OrderRepository
@@ -75,17 +76,21 @@ class OrderServicer(svc_grpc.OrderServiceServicer):
         order_rules.validate(new)
         async with self.ctx.uow() as uow:
             known = await orders.existing_capture(OrderRepository(uow.session), new)
+        inserted = False
         if known is None:
             categories = await orders.check_references(self.ctx, new)
 
             async def handle(uow: UnitOfWork) -> svc.CaptureOrderResponse:
-                order_id = await orders.insert_order(uow, new, categories)
+                nonlocal inserted
+                order_id, inserted = await orders.insert_order(uow, new, categories)
                 return svc.CaptureOrderResponse(order=pb.Order(order_id=order_id))
 
             created = await run_idempotent(
                 self.ctx.uow, "CaptureOrder", request, svc.CaptureOrderResponse, handle
             )
             known = created.order.order_id
+        if not inserted:
+            await orders.resent_payment(self.ctx, known, new.payment)
         await workflow.drive(self.ctx, known)
         got = await self._order(known, full=False)
         return svc.CaptureOrderResponse(order=got.order, routing=got.routing)
@@ -203,12 +208,8 @@ class OrderServicer(svc_grpc.OrderServiceServicer):
                 guide_staff_id=request.guide_staff_id,
                 member_id=request.member_id,
                 status=status,
-                created_from=request.create_time_from.ToDatetime(tzinfo=UTC)
-                if request.HasField("create_time_from")
-                else None,
-                created_to=request.create_time_to.ToDatetime(tzinfo=UTC)
-                if request.HasField("create_time_to")
-                else None,
+                created_from=field_time(request, "create_time_from"),
+                created_to=field_time(request, "create_time_to"),
                 after=after,
                 limit=size + 1,
             )

@@ -82,11 +82,14 @@ async def existing_capture(repo: OrderRepository, order: NewOrder) -> str | None
     return found.order_id
 
 
-async def insert_order(uow: UnitOfWork, order: NewOrder, categories: dict[str, str]) -> str:
+async def insert_order(
+    uow: UnitOfWork, order: NewOrder, categories: dict[str, str]
+) -> tuple[str, bool]:
+    """The order's id, and whether this call created it (False: captured before)."""
     repo = OrderRepository(uow.session)
     existing = await existing_capture(repo, order)
     if existing is not None:
-        return existing
+        return existing, False
     order_id = f"O{uuid.uuid4().hex[:20].upper()}"
     totals = [
         rules.line_total(ln.unit_price_minor, ln.quantity, ln.discount_minor) for ln in order.lines
@@ -133,17 +136,35 @@ async def insert_order(uow: UnitOfWork, order: NewOrder, categories: dict[str, s
         # A concurrent capture of the same channel order won the unique index.
         existing = await existing_capture(repo, order)
         assert existing is not None
-        return existing
+        return existing, False
     await repo.record(order_id, S.CREATED, S.CREATED, "captured")
-    metrics.ORDERS_CAPTURED.labels(order.channel_kind, order.mode.value).inc()
+    uow.after_commit(
+        metrics.ORDERS_CAPTURED.labels(
+            metrics.channel_kind_label(order.channel_kind), order.mode.value
+        ).inc
+    )
     uow.emit(ev.OrderCreatedEvent(order=await workflow.order_proto(repo, order_id)), order_id)
-    return order_id
+    return order_id, True
+
+
+async def resent_payment(ctx: OrderContext, order_id: str, payment: Payment | None) -> None:
+    """A channel re-sent an order it had sent unpaid, now paid (the common marketplace
+    case): the payment is applied as PayOrder would (once), so the order does not expire
+    unpaid. Re-sent without payment, or paid already, it changes nothing."""
+    if payment is None or payment is Payment.AWAITING:
+        return
+    async with ctx.uow() as uow:
+        await pay(uow, order_id, payment)
+        await uow.commit()
 
 
 # --- payment and cancel ------------------------------------------------------------------------
 
 
 async def pay(uow: UnitOfWork, order_id: str, payment: Payment | None) -> None:
+    """Payment arrived (PayOrder, or a channel re-sending the order now paid): a reserved
+    order becomes paid; one still being routed or held takes the payment with it. The same
+    payment twice changes nothing; an order past payment (cancelled) is FAILED_PRECONDITION."""
     if payment is None or payment is Payment.AWAITING:
         raise InvalidArgument.field("payment_state", "must be PAID_ONLINE or PAID_AT_POS")
     repo = OrderRepository(uow.session)
@@ -164,6 +185,8 @@ async def pay(uow: UnitOfWork, order_id: str, payment: Payment | None) -> None:
 
 
 async def request_cancel(uow: UnitOfWork, order_id: str, reason: str) -> None:
+    if len(reason) > rules.MAX_TEXT_LENGTH:
+        raise InvalidArgument.field("reason", f"must be at most {rules.MAX_TEXT_LENGTH} characters")
     repo = OrderRepository(uow.session)
     row = await _locked(repo, order_id)
     if row.status in {S.CANCELLING, S.CANCELLED}:
@@ -185,7 +208,7 @@ async def begin_cancel(uow: UnitOfWork, repo: OrderRepository, row: OrderRow, re
         await workflow.transition(
             uow, repo, row.order_id, row.status, S.CANCELLED, reason, cancel_reason=reason
         )
-        metrics.CANCELLATIONS.labels(reason).inc()
+        uow.after_commit(metrics.CANCELLATIONS.labels(metrics.cancel_reason_label(reason)).inc)
         uow.emit(
             ev.OrderCancelledEvent(
                 order=await workflow.order_proto(repo, row.order_id),
@@ -242,6 +265,8 @@ async def fulfilment_step(
     """Move one fulfilment order a step; the inventory calls made on the way are idempotent
     on the fulfilment's keys, so a retried request is safe. The order row is locked first
     (as cancel does), so a cancel and a shipment cannot cross."""
+    if len(assignee) > rules.MAX_ID_LENGTH:
+        raise InvalidArgument.field("assignee", f"must be at most {rules.MAX_ID_LENGTH} characters")
     repo = OrderRepository(uow.session)
     found = await repo.fulfilment(fulfilment_id)
     if found is None:
@@ -319,6 +344,11 @@ async def receive_return(
     commit (finish_restock), resumed by the recovery task if the process stops."""
     v = Validator()
     v.check(bool(receiving_location_id), "receiving_location_id", "is required")
+    v.check(
+        len(receiving_location_id) <= rules.MAX_ID_LENGTH,
+        "receiving_location_id",
+        f"must be at most {rules.MAX_ID_LENGTH} characters",
+    )
     v.check(bool(lines), "lines", "must have at least one line")
     for i, line in enumerate(lines):
         v.check(line.quantity > 0, f"lines[{i}].quantity", "must be greater than 0")
@@ -425,9 +455,27 @@ async def finish_restock(ctx: OrderContext, record: dict[str, Any]) -> None:
 # --- routing rules -----------------------------------------------------------------------------
 
 
+MAX_RULE_LOCATIONS = 1000
+
+
 async def set_rules(uow: UnitOfWork, rules_pb: pb.RoutingRules) -> dict[str, Any]:
     v = Validator()
     v.check(bool(rules_pb.channel_id), "rules.channel_id", "is required")
+    if rules_pb.channel_id:
+        v.check(
+            bool(rules.CHANNEL_PATTERN.match(rules_pb.channel_id)),
+            "rules.channel_id",
+            "must be 1-64 letters, digits, '.', '_', ':' or '-', starting with a letter or digit",
+        )
+    for name in ("location_priority", "excluded_location_ids"):
+        ids = list(getattr(rules_pb, name))
+        v.check(len(ids) <= MAX_RULE_LOCATIONS, f"rules.{name}", f"at most {MAX_RULE_LOCATIONS}")
+        for i, location_id in enumerate(ids):
+            v.check(
+                0 < len(location_id) <= rules.MAX_ID_LENGTH,
+                f"rules.{name}[{i}]",
+                f"must be 1 to {rules.MAX_ID_LENGTH} characters",
+            )
     v.check(
         rules_pb.payment_timeout_seconds >= 0,
         "rules.payment_timeout_seconds",
@@ -527,9 +575,9 @@ async def recover_once(ctx: OrderContext, now: datetime, batch: int = 50) -> int
     done += len(retry)
 
     async with ctx.uow() as uow:
-        pending = await OrderRepository(uow.session).unrestocked_returns(
-            ctx.config.recovery_idle_seconds, batch
-        )
+        repo = OrderRepository(uow.session)
+        pending = await repo.unrestocked_returns(ctx.config.recovery_idle_seconds, batch)
+        metrics.UNFILLABLE_ORDERS.set(await repo.count_in(S.UNFILLABLE))
         await uow.commit()
     for record in pending:
         await finish_restock(ctx, record)

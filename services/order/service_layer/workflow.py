@@ -2,10 +2,13 @@
 release on cancel.
 
 Each step first persists what it is about to do (the routed legs with their reservation
-keys, status RESERVING / CANCELLING), then calls inventory with request ids derived from
-those keys, then records the outcome with a compare-and-set on the status. A crash anywhere
-leaves an in-flight status behind; the recovery task resumes it, and because every call is
-idempotent on its key a resumed step never holds, transfers or releases twice.
+keys, status RESERVING / CANCELLING, a transfer about to be asked for), then calls inventory
+with request ids derived from those keys, then records the outcome with a compare-and-set on
+the status. A crash anywhere leaves an in-flight status behind; the recovery task resumes
+it, and because every call is idempotent on its key a resumed step never holds, transfers or
+releases twice. A replayed hold answers with its first success even if the hold was given
+back since (a crash inside the compensation of a refused hold), so a resumed hold step asks
+inventory whether each hold is still active before trusting it.
 """
 
 from __future__ import annotations
@@ -21,12 +24,13 @@ from libs.errors import Unavailable
 from libs.unit_of_work import UnitOfWork
 from services.order import metrics
 from services.order.adapters import proto
-from services.order.adapters.inventory_client import HoldLine, StockRefused
+from services.order.adapters.inventory_client import HoldLine, InventoryRefused, StockRefused
 from services.order.adapters.repository import OrderRepository, OrderRow
 from services.order.domain import routing
 from services.order.domain.orders import Address, Payment, routing_plan
 from services.order.domain.state_machine import (
     DONE,
+    FINAL,
     FulfilmentStatus,
     OrderStatus,
 )
@@ -71,9 +75,20 @@ async def transition(
     note: str = "",
     **values: Any,
 ) -> bool:
+    """Compare-and-set through the domain's transition table (see the repository); the
+    metrics count the move once it is committed."""
     moved = await repo.set_status(order_id, expected, to, note, **values)
     if moved:
-        metrics.TRANSITIONS.labels(to.value).inc()
+        uow.after_commit(metrics.TRANSITIONS.labels(to.value).inc)
+        if to in FINAL:
+            row = await repo.get(order_id)
+            assert row is not None
+            finished = metrics.ORDERS_FINISHED.labels(
+                metrics.channel_kind_label(row["channel_kind"]),
+                row["mode"],
+                "completed" if to is S.COMPLETED else "cancelled",
+            )
+            uow.after_commit(finished.inc)
     return moved
 
 
@@ -85,9 +100,14 @@ async def drive(ctx: OrderContext, order_id: str) -> None:
     if claimed is None:
         return  # Someone else is driving it.
     try:
+        # Holds made right after this drive routed the order use fresh keys, so their
+        # answers can be trusted; a hold step resumed from an earlier drive is checked.
+        just_routed = False
         for _ in range(12):
-            if not await _step(ctx, order_id):
+            done = await _step(ctx, order_id, just_routed)
+            if done is None:
                 break
+            just_routed = done == "route"
     except Unavailable:
         # A peer or the database is away: the order keeps its in-flight status and the
         # recovery task resumes it; the caller sees the order as far as it got.
@@ -98,28 +118,29 @@ async def drive(ctx: OrderContext, order_id: str) -> None:
             await uow.commit()
 
 
-async def _step(ctx: OrderContext, order_id: str) -> bool:
+async def _step(ctx: OrderContext, order_id: str, just_routed: bool) -> str | None:
+    """Take the next step of the order; returns which one (None when nothing is to do)."""
     async with ctx.uow() as uow:
         repo = OrderRepository(uow.session)
         row = await repo.get(order_id)
         if row is None:
-            return False
+            return None
         lines = await repo.lines(order_id)
         legs = await repo.fulfilments_of(order_id)
     status = row.status
     if status is S.CREATED or (status is S.UNFILLABLE and row["retry_routing"]):
         await _route(ctx, row, lines)
-        return True
+        return "route"
     if status is S.RESERVING:
-        await _hold(ctx, row, legs)
-        return True
+        await _hold(ctx, row, legs, trust_replays=just_routed)
+        return "hold"
     if status is S.PAID:
         await _allocate(ctx, row, legs)
-        return True
+        return "allocate"
     if status is S.CANCELLING:
         await _release(ctx, row, legs)
-        return True
-    return False
+        return "release"
+    return None
 
 
 async def _route(ctx: OrderContext, row: OrderRow, lines: list[dict[str, Any]]) -> None:
@@ -136,33 +157,42 @@ async def _route(ctx: OrderContext, row: OrderRow, lines: list[dict[str, Any]]) 
         if address.has_coordinates:
             point = (address.latitude, address.longitude)
     accepts_transfers = False
-    if plan.strategy is not routing.Strategy.SHIP_TO_CUSTOMER:
-        store = await ctx.inventory.place(plan.handover_store_id)
-        if store is not None:
-            city = store.city
-            point = (store.latitude, store.longitude)
-            accepts_transfers = routing.Capability.TRANSFER in store.capabilities
     wanted: dict[str, int] = {}
     for line in lines:
         wanted[line["sku_code"]] = wanted.get(line["sku_code"], 0) + line["quantity"]
-    candidates = await ctx.inventory.candidates(
-        order.stock_channel, wanted, point, need_open_state=plan.same_city_only
-    )
-    decision = routing.route(
-        routing.Request(
-            strategy=plan.strategy,
-            lines=tuple(
-                routing.Line(line["line_id"], line["sku_code"], line["quantity"]) for line in lines
+    try:
+        if plan.strategy is not routing.Strategy.SHIP_TO_CUSTOMER:
+            store = await ctx.inventory.place(plan.handover_store_id)
+            if store is not None:
+                city = store.city
+                point = (store.latitude, store.longitude)
+                accepts_transfers = routing.Capability.TRANSFER in store.capabilities
+        candidates = await ctx.inventory.candidates(
+            order.stock_channel, wanted, point, need_open_state=plan.same_city_only
+        )
+    except (InventoryRefused, StockRefused) as refused:
+        # Not a passing outage: retrying at once would meet the same answer. The order
+        # waits in the unfillable queue with the reason (new stock for its SKUs, e.g. once
+        # inventory registered a new SKU, wakes it; its deadline ends it).
+        log.warning("routing query refused", extra={"order_id": row.order_id, "why": str(refused)})
+        decision = routing.Decision(False, (), (), str(refused), rules.version)
+    else:
+        decision = routing.route(
+            routing.Request(
+                strategy=plan.strategy,
+                lines=tuple(
+                    routing.Line(line["line_id"], line["sku_code"], line["quantity"])
+                    for line in lines
+                ),
+                city=city,
+                capability=plan.capability,
+                same_city_only=plan.same_city_only,
+                handover_store_id=plan.handover_store_id,
+                handover_accepts_transfers=accepts_transfers,
             ),
-            city=city,
-            capability=plan.capability,
-            same_city_only=plan.same_city_only,
-            handover_store_id=plan.handover_store_id,
-            handover_accepts_transfers=accepts_transfers,
-        ),
-        candidates,
-        rules,
-    )
+            candidates,
+            rules,
+        )
     now = datetime.now(UTC)
     attempt = int(row["routing_attempts"]) + 1
     explanation = {
@@ -283,6 +313,7 @@ def _planned_leg(
         "handover_store_id": handover_store_id,
         "via_transfer": leg.via_transfer,
         "transfer_id": "",
+        "transfer_requested": False,
         # A new key per routing attempt: a released hold keeps its key at inventory.
         "reservation_key": f"{order_id}.{attempt}.{seq}",
         "distance_meters": distance,
@@ -299,13 +330,24 @@ def hold_lines(leg: dict[str, Any], location_id: str | None = None) -> list[Hold
     ]
 
 
-async def _hold(ctx: OrderContext, row: OrderRow, legs: list[dict[str, Any]]) -> None:
+async def _hold(
+    ctx: OrderContext, row: OrderRow, legs: list[dict[str, Any]], *, trust_replays: bool
+) -> None:
+    """Hold every planned leg at inventory; a refusal gives back what was held and routes
+    again. Unless the legs were routed in this same drive, a hold may be a replay of one
+    given back before a crash: each is checked to still be active (else: compensate)."""
     planned = [f for f in legs if f["status"] == FulfilmentStatus.PLANNED.value]
     try:
         for leg in planned:
             await ctx.inventory.reserve(
                 leg["reservation_key"], row["stock_channel"], hold_lines(leg)
             )
+        if not trust_replays:
+            for leg in planned:
+                if not await ctx.inventory.hold_is_active(leg["reservation_key"]):
+                    raise StockRefused(
+                        f"hold {leg['reservation_key']} was given back before a restart"
+                    )
     except StockRefused as refused:
         # Compensate: give back the legs already held, then route again (stock moved since
         # routing) or park the order when it keeps happening.
@@ -374,17 +416,8 @@ async def _allocate(ctx: OrderContext, row: OrderRow, legs: list[dict[str, Any]]
     store_sale = row["mode"] == "store_sale"
     for leg in planned:
         if leg["via_transfer"]:
-            wanted: dict[str, int] = {}
-            for item in leg["items"]:
-                wanted[item["sku_code"]] = wanted.get(item["sku_code"], 0) + item["quantity"]
             try:
-                transfers[leg["fulfilment_id"]] = await ctx.inventory.request_transfer(
-                    f"transfer:{leg['reservation_key']}",
-                    leg["location_id"],
-                    leg["handover_store_id"],
-                    wanted,
-                    f"order {row.order_id} ({leg['fulfilment_id']})",
-                )
+                transfers[leg["fulfilment_id"]] = await _request_transfer(ctx, row, leg)
             except StockRefused as refused:
                 # Compensate: the order cannot be fulfilled as routed; release its holds.
                 async with ctx.uow() as uow:
@@ -437,6 +470,39 @@ async def _allocate(ctx: OrderContext, row: OrderRow, legs: list[dict[str, Any]]
         await uow.commit()
 
 
+async def _request_transfer(ctx: OrderContext, row: OrderRow, leg: dict[str, Any]) -> str:
+    """Ask inventory to move the leg's goods to the handover store. That it was asked is
+    committed first and the transfer id right after, so a cancel can always call it off."""
+    if leg["transfer_id"]:
+        return str(leg["transfer_id"])
+    if not leg["transfer_requested"]:
+        async with ctx.uow() as uow:
+            await OrderRepository(uow.session).update_fulfilment(
+                leg["fulfilment_id"], transfer_requested=True
+            )
+            await uow.commit()
+    transfer_id = await _transfer_call(ctx, row, leg)
+    async with ctx.uow() as uow:
+        await OrderRepository(uow.session).update_fulfilment(
+            leg["fulfilment_id"], transfer_id=transfer_id
+        )
+        await uow.commit()
+    return transfer_id
+
+
+async def _transfer_call(ctx: OrderContext, row: OrderRow, leg: dict[str, Any]) -> str:
+    wanted: dict[str, int] = {}
+    for item in leg["items"]:
+        wanted[item["sku_code"]] = wanted.get(item["sku_code"], 0) + item["quantity"]
+    return await ctx.inventory.request_transfer(
+        f"transfer:{leg['reservation_key']}",
+        leg["location_id"],
+        leg["handover_store_id"],
+        wanted,
+        f"order {row.order_id} ({leg['fulfilment_id']})",
+    )
+
+
 async def complete(
     uow: UnitOfWork, repo: OrderRepository, order_id: str, expected: OrderStatus, note: str
 ) -> None:
@@ -451,17 +517,27 @@ async def complete(
 
 
 async def _release(ctx: OrderContext, row: OrderRow, legs: list[dict[str, Any]]) -> None:
+    """Compensate everything the order still has at inventory: call off transfers that
+    have not shipped, give back the holds."""
     reason = row["cancel_reason"] or "cancelled"
+    notes: list[str] = []
     for leg in legs:
-        if FulfilmentStatus(leg["status"]) not in DONE:
+        status = FulfilmentStatus(leg["status"])
+        if status in {FulfilmentStatus.PLANNED, FulfilmentStatus.PENDING}:
+            note = await _cancel_transfer(ctx, row, leg, reason)
+            if note:
+                notes.append(note)
+        if status not in DONE:
             await ctx.inventory.release(leg["reservation_key"], reason)
     async with ctx.uow() as uow:
         repo = OrderRepository(uow.session)
         await repo.update_fulfilments_of(row.order_id, status=FulfilmentStatus.CANCELLED.value)
+        for note in notes:
+            await repo.record(row.order_id, S.CANCELLING, S.CANCELLING, note)
         if await transition(
             uow, repo, row.order_id, S.CANCELLING, S.CANCELLED, f"released: {reason}"
         ):
-            metrics.CANCELLATIONS.labels(reason).inc()
+            uow.after_commit(metrics.CANCELLATIONS.labels(metrics.cancel_reason_label(reason)).inc)
             uow.emit(
                 ev.OrderCancelledEvent(
                     order=await order_proto(repo, row.order_id),
@@ -471,3 +547,28 @@ async def _release(ctx: OrderContext, row: OrderRow, legs: list[dict[str, Any]])
                 row.order_id,
             )
             await uow.commit()
+
+
+async def _cancel_transfer(
+    ctx: OrderContext, row: OrderRow, leg: dict[str, Any], reason: str
+) -> str:
+    """Call off the leg's transfer if one was asked for and has not shipped; returns what
+    happened, for the order's history."""
+    if not leg["via_transfer"]:
+        return ""
+    transfer_id = str(leg["transfer_id"])
+    if not transfer_id:
+        if not leg["transfer_requested"]:
+            return ""
+        # Asked for, but the answer was lost in a crash: the same request id returns the
+        # same transfer (or makes it now, to be called off at once).
+        try:
+            transfer_id = await _transfer_call(ctx, row, leg)
+        except StockRefused:
+            return ""
+    cancelled = await ctx.inventory.cancel_transfer(
+        f"cancel-transfer:{transfer_id}", transfer_id, f"order {row.order_id}: {reason}"
+    )
+    if cancelled:
+        return f"transfer {transfer_id} cancelled"
+    return f"transfer {transfer_id} had already shipped; not cancelled"

@@ -27,8 +27,11 @@ from omni.order.v1 import order_pb2 as pb
 from omni.order.v1 import order_service_pb2 as svc
 from omni.order.v1 import order_service_pb2_grpc as svc_grpc
 
+from libs.config import Settings
+from libs.db import Database
 from libs.messaging import decode_envelope
 from libs.testing.services import eventually, running_service
+from libs.unit_of_work import UnitOfWorkFactory
 
 ALL = [
     res.CAPABILITY_EXPRESS_SHIPPING,
@@ -71,6 +74,17 @@ class OrderTopic:
     def names(self, order_id: str) -> list[str]:
         return [name.rsplit(".", 1)[-1] for name, _ in self.events.get(order_id, [])]
 
+    async def wait_names(self, order_id: str, expected: list[str], timeout: float = 20) -> None:
+        """Wait until exactly these events (in this order) were published for the order."""
+
+        async def probe() -> None:
+            assert self.names(order_id) == expected
+
+        await eventually(probe, timeout=timeout)
+
+    def last(self, order_id: str, name: str) -> Any:
+        return [m for full, m in self.events[order_id] if full.endswith("." + name)][-1]
+
     async def wait_for(self, order_id: str, name: str, timeout: float = 20) -> Any:
         async def probe() -> Message:
             for full, message in self.events.get(order_id, []):
@@ -90,6 +104,10 @@ class World:
     inventory_port: int
     order_port: int
     catalog_port: int
+    # The in-process order service's settings and database, for tests that set up or
+    # inspect what a crash would leave behind.
+    order_settings: Settings
+    order_uow: UnitOfWorkFactory
 
     async def sku(self, code: str, category: str = "TOPS") -> str:
         """Create the SKU in catalog (in a style of ``category``) and wait until inventory
@@ -276,6 +294,7 @@ async def world(test_stack) -> AsyncIterator[World]:
                 order_stub: svc_grpc.OrderServiceAsyncStub = svc_grpc.OrderServiceStub(
                     order_channel
                 )
+                order_db = Database(order_settings.database_url(), pool_size=4, max_overflow=0)
                 yield World(
                     inv_stub,
                     order_stub,
@@ -284,7 +303,10 @@ async def world(test_stack) -> AsyncIterator[World]:
                     inventory.port,
                     order.port,
                     catalog.port,
+                    order_settings,
+                    UnitOfWorkFactory(order_db, "order", order_settings.topic("order")),
                 )
+                await order_db.dispose()
             reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await reader

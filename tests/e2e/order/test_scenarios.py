@@ -5,11 +5,21 @@ from __future__ import annotations
 
 import grpc
 import pytest
+from omni.inventory.v1 import inventory_pb2 as res
 from omni.inventory.v1 import inventory_service_pb2 as inv
 from omni.order.v1 import order_pb2 as pb
 from omni.order.v1 import order_service_pb2 as svc
 
 from libs.testing.services import eventually
+from services.order.domain.orders import (
+    Address,
+    AisleHandover,
+    Mode,
+    NewLine,
+    NewOrder,
+    Payment,
+)
+from services.order.service_layer.orders import insert_order
 from tests.e2e.order.conftest import HZ, World, address, line
 
 
@@ -354,3 +364,128 @@ async def test_payment_allocates_a_reserved_order(world: World, unique: str) -> 
             timeout=10,
         )
     assert unpaid.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_cancelling_a_pickup_order_calls_off_its_transfer(world: World, unique: str) -> None:
+    """Compensation covers transfers: the requested transfer to the pickup store is
+    cancelled at inventory and the source's stock is as it was before the order."""
+    ch = f"xcan-{unique}"
+    sku = await world.sku(f"XCN-{unique}-42")
+    store = await world.location(f"XPS-{unique}", ch)
+    source = await world.location(f"XSR-{unique}", ch, at=(31.3, 121.5))
+    await world.stock(source, sku, 3)
+    before = await world.level(source, sku)
+
+    got = await world.capture(
+        f"c-{unique}",
+        channel_id=ch,
+        fulfilment_mode=pb.FULFILMENT_MODE_STORE_PICKUP,
+        pickup_store_id=store,
+        lines=[line(sku, 2)],
+    )
+    order_id = got.order.order_id
+    (fo,) = (await world.get(order_id)).fulfilment_orders
+    assert fo.transfer_id
+    transfer = await world.inventory.GetTransfer(
+        inv.GetTransferRequest(transfer_id=fo.transfer_id), timeout=10
+    )
+    assert transfer.transfer.status == res.TRANSFER_STATUS_REQUESTED
+    assert await world.levels(source, sku) == (3, 2)
+
+    cancelled = await world.order.CancelOrder(
+        svc.CancelOrderRequest(request_id=f"x-{unique}", order_id=order_id), timeout=30
+    )
+    assert cancelled.order.status == pb.ORDER_STATUS_CANCELLED
+    transfer = await world.inventory.GetTransfer(
+        inv.GetTransferRequest(transfer_id=fo.transfer_id), timeout=10
+    )
+    assert transfer.transfer.status == res.TRANSFER_STATUS_CANCELLED
+    after = await world.level(source, sku)
+    assert (after.on_hand, after.reserved, after.available) == (
+        before.on_hand,
+        before.reserved,
+        before.available,
+    )
+    assert (await world.level(store, sku)).in_transit == 0
+    detail = await world.get(order_id)
+    assert any(f"transfer {fo.transfer_id} cancelled" in h.note for h in detail.history)
+    assert [f.status for f in detail.fulfilment_orders] == [pb.FULFILMENT_STATUS_CANCELLED]
+    await world.topic.wait_for(order_id, "OrderCancelledEvent")
+
+    # Once the transfer shipped, the order can no longer be cancelled (goods have left).
+    shipped = await world.capture(
+        f"c2-{unique}",
+        channel_id=ch,
+        fulfilment_mode=pb.FULFILMENT_MODE_STORE_PICKUP,
+        pickup_store_id=store,
+        lines=[line(sku, 1)],
+    )
+    (fo2,) = (await world.get(shipped.order.order_id)).fulfilment_orders
+    await world.step("ShipFulfilment", fo2.fulfilment_id, f"s-{unique}")
+    with pytest.raises(grpc.aio.AioRpcError) as late:
+        await world.order.CancelOrder(
+            svc.CancelOrderRequest(request_id=f"x2-{unique}", order_id=shipped.order.order_id),
+            timeout=10,
+        )
+    assert late.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    moving = await world.inventory.GetTransfer(
+        inv.GetTransferRequest(transfer_id=fo2.transfer_id), timeout=10
+    )
+    assert moving.transfer.status == res.TRANSFER_STATUS_IN_TRANSIT
+
+
+async def test_inventory_refusing_the_routing_query_parks_the_order_with_the_reason(
+    world: World, unique: str
+) -> None:
+    """Catalog knew the SKU at capture, inventory has not registered it yet: inventory
+    refuses the availability query (INVALID_ARGUMENT). The order waits as unfillable with
+    inventory's reason in its routing explanation — not INTERNAL, not retried in a loop —
+    and is routed once the SKU has stock."""
+    ch = f"ghost-{unique}"
+    sku = f"GHOST-{unique}-1"
+    wh = await world.location(f"GW-{unique}", ch)
+    order = NewOrder(
+        channel_id=ch,
+        channel_kind=str(pb.CHANNEL_KIND_OWN_ONLINE),
+        channel_order_id=f"c-{unique}",
+        member_id="M-1",
+        guest_contact="",
+        mode=Mode.EXPRESS_DELIVERY,
+        aisle_handover=AisleHandover.NONE,
+        selling_store_id="",
+        selling_guide_staff_id="",
+        referring_guide_code="",
+        pickup_store_id="",
+        address=Address(city="Shanghai", latitude=31.2304, longitude=121.4737),
+        lines=(NewLine(sku, 1, 1000, 0, "CNY"),),
+        payment=Payment.PAID_ONLINE,
+        stock_channel=ch,
+    )
+    # As the capture's use case writes it once catalog confirmed the SKU.
+    async with world.order_uow() as uow:
+        order_id, inserted = await insert_order(uow, order, {sku: "TOPS"})
+        await uow.commit()
+    assert inserted
+
+    async def parked() -> svc.GetOrderResponse:
+        got = await world.get(order_id)
+        assert got.order.status == pb.ORDER_STATUS_UNFILLABLE
+        return got
+
+    got = await eventually(parked, timeout=20)
+    assert "inventory refused the availability query (INVALID_ARGUMENT)" in (
+        got.routing.failure_reason
+    )
+    assert sku in got.routing.failure_reason
+    unfillable = await world.topic.wait_for(order_id, "OrderUnfillableEvent")
+    assert "INVALID_ARGUMENT" in unfillable.reason
+
+    # Catalog's event reaches inventory, stock arrives: the order is routed.
+    await world.sku(sku)
+    await world.stock(wh, sku, 1)
+
+    async def allocated() -> None:
+        assert (await world.get(order_id)).order.status == pb.ORDER_STATUS_ALLOCATED
+
+    await eventually(allocated, timeout=30)
+    assert await world.levels(wh, sku) == (1, 1)

@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from libs.db import Database, ensure_database, migrate
+from libs.errors import FailedPrecondition
 from libs.unit_of_work import UnitOfWorkFactory
 from services.order.adapters.repository import OrderRepository
 from services.order.domain.state_machine import OrderStatus as S
@@ -95,6 +96,27 @@ async def test_status_compare_and_set_has_one_winner(uow: UnitOfWorkFactory, uni
     async with uow() as u:
         history = await OrderRepository(u.session).history(order_id)
     assert len(history) == 1 and history[0]["from_status"] == "created"
+
+
+async def test_an_illegal_move_is_refused_even_when_the_expected_status_matches(
+    uow: UnitOfWorkFactory, unique: str
+) -> None:
+    """Compare-and-set decides who moves; the domain's table decides what is a move."""
+    order_id = f"O{unique}"
+    await insert(uow, order_id, f"T{unique}")
+    with pytest.raises(FailedPrecondition, match=r"created.*allocated"):
+        async with uow() as u:
+            await OrderRepository(u.session).set_status(order_id, S.CREATED, S.ALLOCATED, "skip")
+            await u.commit()
+    async with uow() as u:
+        repo = OrderRepository(u.session)
+        row = await repo.get(order_id)
+        assert row is not None and row.status is S.CREATED
+        assert await repo.history(order_id) == []
+        # A legal move still goes through, and a stale expectation still just loses.
+        assert await repo.set_status(order_id, S.CREATED, S.RESERVING, "routed")
+        assert not await repo.set_status(order_id, S.CREATED, S.CANCELLED, "late")
+        await u.commit()
 
 
 async def test_only_one_worker_holds_the_lease(uow: UnitOfWorkFactory, unique: str) -> None:

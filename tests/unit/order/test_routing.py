@@ -284,3 +284,147 @@ def test_never_splits_when_one_location_suffices(
     # Every candidate gets exactly one verdict with a reason.
     assert sorted(v.location_id for v in d.verdicts) == sorted(seen)
     assert all(v.reason for v in d.verdicts)
+
+
+# --- properties under the channel's rules ------------------------------------------------------
+
+LOCATIONS = [f"LOC{i}" for i in range(6)]
+rules_st = st.builds(
+    Rules,
+    version=st.integers(0, 5),
+    same_city_first=st.booleans(),
+    location_priority=st.permutations(LOCATIONS).flatmap(
+        lambda order: st.integers(0, len(order)).map(lambda n: tuple(order[:n]))
+    ),
+    excluded_location_ids=st.frozensets(st.sampled_from(LOCATIONS), max_size=3),
+    distance_tolerance_meters=st.sampled_from([0, 500, 5000]),
+)
+# Few distinct distances, so ties (and the rules that break them) are common.
+tied_candidates_st = st.lists(
+    st.builds(
+        cand,
+        st.sampled_from(LOCATIONS),
+        st.dictionaries(st.sampled_from(SKUS), st.integers(0, 4)),
+        city=st.sampled_from(["Shanghai", "Hangzhou"]),
+        km=st.sampled_from([None, 1.0, 1.2, 3.0, 40.0]),
+        caps=st.frozensets(st.sampled_from(list(Capability))),
+        open_now=st.booleans(),
+    ),
+    max_size=6,
+)
+ship_request_st = st.builds(
+    Request,
+    st.just(Strategy.SHIP_TO_CUSTOMER),
+    lines_st,
+    city=st.sampled_from(["Shanghai", "Hangzhou"]),
+    capability=st.sampled_from([Capability.EXPRESS_SHIPPING, Capability.SAME_CITY_DELIVERY]),
+    same_city_only=st.booleans(),
+)
+
+
+def _first(candidates: list[Candidate]) -> dict[str, Candidate]:
+    first: dict[str, Candidate] = {}
+    for c in candidates:
+        first.setdefault(c.location_id, c)
+    return first
+
+
+def _serves_all(request: Request, c: Candidate) -> bool:
+    need: dict[str, int] = {}
+    for line in request.lines:
+        need[line.sku_code] = need.get(line.sku_code, 0) + line.quantity
+    return all(c.available.get(s, 0) >= q for s, q in need.items())
+
+
+@settings(max_examples=300, deadline=None)
+@given(request_st, st.one_of(candidates_st, tied_candidates_st), rules_st)
+def test_rules_never_route_to_excluded_unstocked_or_incapable_locations(
+    request: Request, candidates: list[Candidate], rules: Rules
+) -> None:
+    d = route(request, candidates, rules)
+    first = _first(candidates)
+    by_line = {line.line_id: line for line in request.lines}
+    assert d.rules_version == rules.version
+    for leg in d.legs:
+        c = first[leg.location_id]
+        assert leg.location_id not in rules.excluded_location_ids
+        assert _eligible(request, c)
+        need: dict[str, int] = {}
+        for lid in leg.line_ids:
+            need[by_line[lid].sku_code] = need.get(by_line[lid].sku_code, 0) + by_line[lid].quantity
+        assert all(c.available.get(s, 0) >= q for s, q in need.items())
+    for v in d.verdicts:
+        if v.location_id in rules.excluded_location_ids:
+            assert not v.chosen and "excluded" in v.reason
+
+
+@settings(max_examples=300, deadline=None)
+@given(request_st, st.one_of(candidates_st, tied_candidates_st), rules_st)
+def test_rules_never_split_when_one_allowed_location_suffices(
+    request: Request, candidates: list[Candidate], rules: Rules
+) -> None:
+    d = route(request, candidates, rules)
+    allowed = [
+        c
+        for c in _first(candidates).values()
+        if c.location_id not in rules.excluded_location_ids and _eligible(request, c)
+    ]
+    if any(_serves_all(request, c) for c in allowed):
+        assert d.routed and len(d.legs) == 1
+
+
+@settings(max_examples=300, deadline=None)
+@given(ship_request_st, tied_candidates_st, rules_st)
+def test_same_city_first_distance_then_priority_pick_the_single_location(
+    request: Request, candidates: list[Candidate], rules: Rules
+) -> None:
+    d = route(request, candidates, rules)
+    whole = [
+        c
+        for c in _first(candidates).values()
+        if c.location_id not in rules.excluded_location_ids
+        and _eligible(request, c)
+        and _serves_all(request, c)
+    ]
+    if not whole:
+        return
+    (leg,) = d.legs
+    winner = _first(candidates)[leg.location_id]
+    if rules.same_city_first and any(c.city == request.city for c in whole):
+        # Same city first: a location in the customer's city wins when one can serve.
+        assert winner.city == request.city
+        whole = [c for c in whole if c.city == request.city]
+    if rules.distance_tolerance_meters == 0:
+        # Then the nearest (unknown distance last) ...
+        def meters(c: Candidate) -> float:
+            return c.distance_meters if c.distance_meters is not None else float("inf")
+
+        nearest = min(meters(c) for c in whole)
+        assert meters(winner) == nearest
+        tied = [c for c in whole if meters(c) == nearest]
+
+        # ... and among equally near ones the channel's location priority, then the id.
+        def priority(c: Candidate) -> tuple[int, str]:
+            p = rules.location_priority
+            return (p.index(c.location_id) if c.location_id in p else len(p), c.location_id)
+
+        assert priority(winner) == min(priority(c) for c in tied)
+
+
+def test_same_city_first_off_lets_a_nearer_other_city_location_win() -> None:
+    near_hz = cand("HZ", {"A": 1}, city="Hangzhou", km=1)
+    far_sh = cand("SH", {"A": 1}, km=50)
+    assert (
+        route(EXPRESS, [near_hz, far_sh], Rules(same_city_first=True)).legs[0].location_id == "SH"
+    )
+    off = route(EXPRESS, [near_hz, far_sh], Rules(same_city_first=False))
+    assert off.legs[0].location_id == "HZ"
+
+
+def test_priority_and_exclusions_together() -> None:
+    same = [cand("P1", {"A": 1}, km=2), cand("P2", {"A": 1}, km=2), cand("P3", {"A": 1}, km=2)]
+    rules = Rules(location_priority=("P3", "P2"), excluded_location_ids=frozenset({"P3"}))
+    d = route(EXPRESS, same, rules)
+    assert d.legs[0].location_id == "P2"
+    assert "excluded" in verdicts(d)["P3"]
+    assert "ranked below P2" in verdicts(d)["P1"]

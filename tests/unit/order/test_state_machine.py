@@ -47,6 +47,33 @@ def test_illegal_transitions_are_failed_precondition(frm: S, to: S) -> None:
         check_order_transition(frm, to)
 
 
+def test_every_move_the_workflow_makes_is_in_the_table() -> None:
+    """The moves production code asks for (workflow and use cases); the repository refuses
+    anything else, so a move missing here would fail in production."""
+    for frm, to in [
+        (S.CREATED, S.RESERVING),
+        (S.UNFILLABLE, S.RESERVING),
+        (S.CREATED, S.UNFILLABLE),
+        (S.RESERVING, S.CREATED),
+        (S.RESERVING, S.UNFILLABLE),
+        (S.RESERVING, S.RESERVED),
+        (S.RESERVING, S.PAID),
+        (S.RESERVED, S.PAID),
+        (S.PAID, S.ALLOCATED),
+        (S.PAID, S.CANCELLING),
+        (S.ALLOCATED, S.COMPLETED),
+        (S.ALLOCATED, S.SHIPPED),
+        (S.SHIPPED, S.COMPLETED),
+        (S.CREATED, S.CANCELLED),
+        (S.UNFILLABLE, S.CANCELLED),
+        (S.RESERVING, S.CANCELLING),
+        (S.RESERVED, S.CANCELLING),
+        (S.ALLOCATED, S.CANCELLING),
+        (S.CANCELLING, S.CANCELLED),
+    ]:
+        check_order_transition(frm, to)
+
+
 def test_terminal_states_go_nowhere() -> None:
     assert ORDER_TRANSITIONS[S.COMPLETED] == frozenset()
     assert ORDER_TRANSITIONS[S.CANCELLED] == frozenset()
