@@ -9,9 +9,13 @@ import string
 from collections.abc import Callable
 from typing import Any
 
+from omni.catalog.v1 import catalog_pb2 as cat
+from omni.catalog.v1 import catalog_service_pb2 as cat_svc
+
 from libs.testing.services import eventually
 from tests.e2e.sre.harness import Platform
 from tests.integration.gateway.conftest import Platform as Shop
+from tests.integration.gateway.conftest import rid
 
 Span = dict[str, Any]
 COMPLETED = "omni.order.v1.OrderCompletedEvent"
@@ -117,3 +121,50 @@ async def test_one_trace_follows_a_store_sale_through_every_service(
     roots = [s for s in trace if s["parent_span_id"] is None]
     assert [r["name"] for r in roots] == [http_root(trace, path)["name"]]
     assert all(s["parent_span_id"] in ids for s in trace if s["parent_span_id"] is not None)
+
+
+async def test_a_marketplace_trade_is_one_trace_not_one_per_grpc_call(
+    platform: Platform, shop: Shop, unique: str
+) -> None:
+    """The gateway resolves the marketplace's SKU ids at catalog and then captures the order:
+    both calls are children of the one HTTP request."""
+    channel = f"TM-TR-{unique}"
+    key = await shop.channel(channel, "tmall")
+    store = f"TT-{unique}"
+    await shop.location(store, [channel])
+    sku = f"TT-{unique}-A"
+    await shop.sku(sku)
+    await shop.tracked(sku)
+    await shop.receive(store, sku, 3)
+    await shop.catalog.MapChannelSkus(
+        cat_svc.MapChannelSkusRequest(
+            request_id=rid(),
+            channel_id=channel,
+            mappings=[
+                cat.ChannelSkuMapping(channel_id=channel, sku_code=sku, external_sku_id="77")
+            ],
+        )
+    )
+    path = f"/v1/channels/{channel}/tmall/trades"
+    trade = {
+        "tid": f"T{unique}",
+        "receiver_state": "Shanghai",
+        "receiver_city": "Shanghai",
+        "receiver_address": "1 Huaihai Rd",
+        "payment": "99.00",
+        "orders": [
+            {"oid": f"T{unique}1", "num_iid": "6400", "sku_id": "77", "num": 1, "price": "99.00"}
+        ],
+    }
+    answer = await shop.post_marketplace("tmall", key, path, trade)
+    assert answer.status_code == 201, answer.text
+
+    async def one_trace() -> None:
+        spans = platform.spans()
+        root = http_root(spans, path)
+        trace = [s for s in spans if s["trace_id"] == root["trace_id"]]
+        assert any(map(_rpc("gateway", "CLIENT", "ResolveChannelSkus"), trace))
+        assert any(map(_rpc("order", "SERVER", "CaptureOrder"), trace))
+        assert [s for s in trace if s["parent_span_id"] is None] == [root]
+
+    await eventually(one_trace, timeout=30, interval=0.5)
