@@ -16,7 +16,7 @@ from services.gateway.entrypoints.consumers import consumer_specs
 from services.gateway.entrypoints.grpc_servicer import GatewayServicer
 from services.gateway.entrypoints.http_app import serve_http
 from services.gateway.service_layer.ingest import Gateway
-from services.gateway.service_layer.outbound import PushSettings, run_pusher
+from services.gateway.service_layer.outbound import PushSettings, run_lag_monitor, run_pusher
 from services.gateway.service_layer.security import run_nonce_purger
 
 # One Gateway (peers' channels, database) per running process, shared by the HTTP side,
@@ -33,7 +33,8 @@ def gateway_for(runtime: Runtime) -> Gateway:
 
 def push_settings(runtime: Runtime) -> PushSettings:
     """OMNI_GATEWAY_PUSH_BACKOFF_SECONDS, OMNI_GATEWAY_PUSH_MAX_ATTEMPTS,
-    OMNI_GATEWAY_PUSH_POLL_SECONDS (defaults in PushSettings)."""
+    OMNI_GATEWAY_PUSH_POLL_SECONDS, OMNI_GATEWAY_LAG_REFRESH_SECONDS (defaults in
+    PushSettings)."""
     extra = runtime.settings.extra
     defaults = PushSettings()
     return PushSettings(
@@ -42,6 +43,9 @@ def push_settings(runtime: Runtime) -> PushSettings:
         ),
         max_attempts=int(extra.get("OMNI_GATEWAY_PUSH_MAX_ATTEMPTS", defaults.max_attempts)),
         poll_seconds=float(extra.get("OMNI_GATEWAY_PUSH_POLL_SECONDS", defaults.poll_seconds)),
+        lag_refresh_seconds=float(
+            extra.get("OMNI_GATEWAY_LAG_REFRESH_SECONDS", defaults.lag_refresh_seconds)
+        ),
     )
 
 
@@ -57,9 +61,11 @@ def consumers(runtime: Runtime) -> Sequence[ConsumerSpec]:
 
 def background(runtime: Runtime) -> Sequence[Coroutine[Any, Any, None]]:
     gw = gateway_for(runtime)
+    pushing = push_settings(runtime)
     return [
         serve_http(runtime, gw),
-        run_pusher(runtime.db, gw.peers, push_settings(runtime)),
+        run_pusher(runtime.db, gw.peers, pushing),
+        run_lag_monitor(runtime.db, pushing.lag_refresh_seconds),
         run_nonce_purger(runtime.db),
     ]
 

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
+# Dashboards and alerts (deploy/) are built on these exact names and labels.
 INBOUND_PAYLOADS = Counter(
-    "omni_gateway_inbound_payloads_total", "Inbound payloads stored, by route", ["route"]
+    "omni_gateway_inbound_payloads_total",
+    "Inbound payloads (stored raw) by channel kind, route and result: accepted (first "
+    "time), duplicate (a retry or replay answered from what was accepted), rejected (4xx), "
+    "failed (5xx)",
+    ["channel_kind", "route", "result"],
 )
 INBOUND_OUTCOMES = Counter(
     "omni_gateway_inbound_outcomes_total",
@@ -28,7 +33,15 @@ PUSHES = Counter(
 )
 SYNC_LAG = Histogram(
     "omni_gateway_sync_lag_seconds",
-    "Platform event time to the channel acknowledging the push",
-    ["kind"],
+    "Platform event time to the channel acknowledging the push, by push kind and channel",
+    ["kind", "channel"],
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300),
+)
+OLDEST_PENDING_PUSH_AGE = Gauge(
+    "omni_gateway_oldest_pending_push_age_seconds",
+    "Age (since its event) of the oldest push a channel has not acknowledged — pending, or "
+    "dead and not superseded by a later delivered push of the same subject; 0 when none. "
+    "Refreshed periodically, so a channel that is down shows its lag before any push is "
+    "acknowledged",
+    ["channel"],
 )

@@ -153,3 +153,17 @@ sa.Index(
     outbound_pushes.c.next_attempt_at,
     postgresql_where=outbound_pushes.c.status == "pending",
 )
+# The lag gauge (migration 0006): unacknowledged pushes per channel; a subject's history.
+sa.Index(
+    "ix_outbound_pushes_unacknowledged",
+    outbound_pushes.c.channel_id,
+    outbound_pushes.c.event_time,
+    postgresql_where=outbound_pushes.c.status.in_(("pending", "dead")),
+)
+sa.Index(
+    "ix_outbound_pushes_subject",
+    outbound_pushes.c.channel_id,
+    outbound_pushes.c.kind,
+    outbound_pushes.c.subject,
+    outbound_pushes.c.push_id,
+)

@@ -34,25 +34,42 @@ async def on_order_completed(
     await _order_status(uow, event.order.order_id, "completed", {}, envelope)
 
 
+def status_subject(order_id: str, part: str = "") -> str:
+    """What an order-status push coalesces on: the order for order-wide news (completed,
+    cancelled), one fulfilment order or one return for theirs — so the two shipments of a
+    split order are two pushes, each with its own tracking number."""
+    return f"{order_id}/{part}" if part else order_id
+
+
 async def _order_status(
     uow: UnitOfWork,
     order_id: str,
     status: str,
     extra: dict[str, object],
     envelope: envelope_pb2.EventEnvelope,
+    part: str = "",
 ) -> None:
     """Orders the gateway took: record the status and tell the channel they came from."""
     accepted = await inbound.set_order_status(uow.session, order_id, status)
     if accepted is None:
         return
     targets = await outbound.pushing_channels(uow.session, channel_ids=[accepted.channel_id])
-    facts = {
+    facts: dict[str, object] = {
         "type": "order_status",
         "channel_order_id": accepted.channel_order_id,
         "status": status,
         **extra,
     }
-    await outbound.enqueue(uow.session, targets, "order_status", order_id, facts, _time(envelope))
+    if accepted.partner_id:
+        facts["partner_id"] = accepted.partner_id
+    await outbound.enqueue(
+        uow.session,
+        targets,
+        "order_status",
+        status_subject(order_id, part),
+        facts,
+        _time(envelope),
+    )
 
 
 async def on_fulfilment_shipped(
@@ -66,7 +83,7 @@ async def on_fulfilment_shipped(
         "tracking": f.assignee,
         "from_location_id": f.location_id,
     }
-    await _order_status(uow, f.order_id, "shipped", extra, envelope)
+    await _order_status(uow, f.order_id, "shipped", extra, envelope, f.fulfilment_id)
 
 
 async def on_ready_for_pickup(
@@ -79,7 +96,7 @@ async def on_ready_for_pickup(
         "fulfilment_id": f.fulfilment_id,
         "pickup_store_id": f.handover_store_id,
     }
-    await _order_status(uow, f.order_id, "ready_for_pickup", extra, envelope)
+    await _order_status(uow, f.order_id, "ready_for_pickup", extra, envelope, f.fulfilment_id)
 
 
 async def on_order_cancelled(
@@ -95,23 +112,12 @@ async def on_return_received(
     event: order_events.OrderReturnReceivedEvent,
     envelope: envelope_pb2.EventEnvelope,
 ) -> None:
-    accepted = await inbound.set_order_status(uow.session, event.order_id, "returned")
-    if accepted is None:
-        return
-    targets = await outbound.pushing_channels(uow.session, channel_ids=[accepted.channel_id])
-    await outbound.enqueue(
-        uow.session,
-        targets,
-        "order_status",
-        event.order_id,
-        {
-            "type": "order_status",
-            "channel_order_id": accepted.channel_order_id,
-            "status": "returned",
-            "return_id": event.return_id,
-            "refund_minor": event.refund_total.amount_minor,
-        },
-        _time(envelope),
+    extra: dict[str, object] = {
+        "return_id": event.return_id,
+        "refund_minor": event.refund_total.amount_minor,
+    }
+    await _order_status(
+        uow, event.order_id, "returned", extra, envelope, f"return/{event.return_id}"
     )
 
 

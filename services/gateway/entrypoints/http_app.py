@@ -129,6 +129,9 @@ class RawPayloadStore:
                 return
             recorded = True
             error = b"".join(error_chunks).decode("utf-8", errors="replace")
+            inbound.count_payload(
+                state.get("channel_kind"), route, status, bool(state.get("duplicate"))
+            )
             try:
                 await asyncio.shield(
                     inbound.finish_payload(
@@ -189,6 +192,7 @@ async def authenticate(request: Request, style: str) -> tuple[Caller, Channel]:
         now=time.time(),
     )
     request.state.channel_id = channel.config.channel_id
+    request.state.channel_kind = channel.config.kind
     return caller, channel
 
 
@@ -386,6 +390,7 @@ def create_app(gw: Gateway | None = None) -> FastAPI:
         answer: Answer = await ingest.ROUTES[route].handler(
             gw, channel, body, request.state.payload_id, caller
         )
+        request.state.duplicate = bool(answer.body.get("duplicate"))
         return JSONResponse(answer.body, status_code=answer.status)
 
     responses = ERROR_RESPONSES

@@ -20,6 +20,7 @@ from libs.unit_of_work import UnitOfWorkFactory
 from services.gateway import metrics
 from services.gateway.adapters.tables import channel_orders, channel_returns, inbound_payloads
 from services.gateway.connectors.pos import ReturnCommand
+from services.gateway.domain.channels import CONNECTOR_KIND
 
 # Never stored: anything that could let a reader forge or replay a request.
 SECRET_HEADERS = frozenset({"authorization", "x-omni-signature", "cookie", "proxy-authorization"})
@@ -112,7 +113,6 @@ async def store_payload(
                 .returning(inbound_payloads.c.payload_id)
             )
         ).scalar_one()
-    metrics.INBOUND_PAYLOADS.labels(route=route).inc()
     return int(payload_id)
 
 
@@ -120,6 +120,38 @@ def outcome_for(status: int) -> str:
     if status < 400:
         return "accepted"
     return "rejected" if status < 500 else "failed"
+
+
+def result_for(status: int, duplicate: bool) -> str:
+    """accepted | duplicate | rejected | failed (the label of INBOUND_PAYLOADS)."""
+    outcome = outcome_for(status)
+    return "duplicate" if outcome == "accepted" and duplicate else outcome
+
+
+# The connector each channel route belongs to (the open API's is the key's channel's).
+ROUTE_CONNECTOR = {
+    "pos": "pos",
+    "mall": "web_mall",
+    "tmall": "tmall",
+    "jd": "jd",
+    "distributor": "distributor_shop",
+    "local-life": "local_life",
+}
+
+
+def kind_of_route(route: str) -> str:
+    connector = ROUTE_CONNECTOR.get(route.partition(".")[0], "")
+    return CONNECTOR_KIND.get(connector, "unknown")
+
+
+def count_payload(channel_kind: str | None, route: str, status: int, duplicate: bool) -> None:
+    """One inbound payload answered: by the authenticated channel's kind (else the kind
+    its route serves), route and result."""
+    metrics.INBOUND_PAYLOADS.labels(
+        channel_kind=channel_kind or kind_of_route(route),
+        route=route,
+        result=result_for(status, duplicate),
+    ).inc()
 
 
 async def finish_payload(

@@ -11,6 +11,7 @@ push acknowledged for an older version than the row now has stays due and goes a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -64,6 +65,7 @@ class PushSettings:
     lease_seconds: float = 30.0
     timeout_seconds: float = 5.0
     poll_seconds: float = 0.2
+    lag_refresh_seconds: float = 5.0
 
 
 def _row(row: sa.Row[tuple[object, ...]]) -> PushRow:
@@ -277,7 +279,9 @@ async def record(db: Database, row: PushRow, error: str | None, settings: PushSe
                     .values(lease_until=None, next_attempt_at=now)
                 )
             metrics.PUSHES.labels(kind=row.kind, outcome="acknowledged").inc()
-            metrics.SYNC_LAG.labels(kind=row.kind).observe(rules.lag_seconds(row.event_time, now))
+            metrics.SYNC_LAG.labels(kind=row.kind, channel=row.channel_id).observe(
+                rules.lag_seconds(row.event_time, now)
+            )
             return
         attempts = row.attempts + 1
         retry_at = rules.after_failure(
@@ -341,6 +345,70 @@ async def run_pusher(db: Database, peers: Peers, settings: PushSettings) -> None
             except Exception:
                 log.exception("pusher round failed")
             await asyncio.sleep(settings.poll_seconds)
+
+
+async def oldest_unacknowledged(session: AsyncSession) -> dict[str, datetime]:
+    """Per channel, the event time of the oldest change it has not acknowledged: a pending
+    push, or a dead one that no later delivered push of the same subject superseded. Every
+    active pushing channel is listed, with None as the time when it is up to date."""
+    pushed = outbound_pushes.alias("p")
+    later = outbound_pushes.alias("later")
+    superseded = (
+        sa.exists()
+        .where(
+            later.c.channel_id == pushed.c.channel_id,
+            later.c.kind == pushed.c.kind,
+            later.c.subject == pushed.c.subject,
+            later.c.status == "delivered",
+            later.c.push_id > pushed.c.push_id,
+        )
+        .correlate(pushed)
+    )
+    rows = await session.execute(
+        sa.select(pushed.c.channel_id, sa.func.min(pushed.c.event_time))
+        .where(
+            pushed.c.status.in_(("pending", "dead")),
+            sa.or_(pushed.c.status == "pending", ~superseded),
+        )
+        .group_by(pushed.c.channel_id)
+    )
+    return {channel_id: oldest for channel_id, oldest in rows}
+
+
+async def refresh_lag_gauge(db: Database, now: datetime | None = None) -> dict[str, float]:
+    """Set omni_gateway_oldest_pending_push_age_seconds for every channel (0 when up to
+    date); a channel no longer pushing loses its series."""
+    async with db.session() as session:
+        oldest = await oldest_unacknowledged(session)
+        active = await pushing_channels(session)
+    moment = now or datetime.now(UTC)
+    ages = {c: 0.0 for c in active}
+    ages.update({c: rules.lag_seconds(t, moment) for c, t in oldest.items()})
+    for channel_id, age in ages.items():
+        metrics.OLDEST_PENDING_PUSH_AGE.labels(channel=channel_id).set(age)
+    for channel_id in _GAUGED - ages.keys():
+        with contextlib.suppress(KeyError):
+            metrics.OLDEST_PENDING_PUSH_AGE.remove(channel_id)
+    _GAUGED.clear()
+    _GAUGED.update(ages)
+    return ages
+
+
+# Channels this process exports the gauge for.
+_GAUGED: set[str] = set()
+
+
+async def run_lag_monitor(db: Database, interval_seconds: float = 5.0) -> None:
+    """Background task: keep the oldest-pending-push gauge current, so a channel that is
+    down shows its lag growing even though none of its pushes is acknowledged."""
+    while True:
+        try:
+            await refresh_lag_gauge(db)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("push lag refresh failed")
+        await asyncio.sleep(interval_seconds)
 
 
 async def list_dead(

@@ -78,6 +78,8 @@ class FakeChannel:
         # Per channel: how many of its next pushes to answer 500.
         self.fail_next: dict[str, int] = {}
         self.failures: dict[str, int] = {}
+        # Per channel: when each push attempt arrived (time.monotonic()), failed or not.
+        self.attempts: dict[str, list[float]] = {}
         self.port = free_port()
         self._server: uvicorn.Server | None = None
         self._task: asyncio.Task[None] | None = None
@@ -89,6 +91,7 @@ class FakeChannel:
     async def _push(self, request: Request) -> JSONResponse:
         body = await request.json()
         channel = body["channel_id"]
+        self.attempts.setdefault(channel, []).append(time.monotonic())
         if self.fail_next.get(channel, 0) > 0:
             self.fail_next[channel] -= 1
             self.failures[channel] = self.failures.get(channel, 0) + 1
@@ -367,6 +370,7 @@ async def platform(test_stack) -> AsyncIterator[Platform]:
                 "OMNI_GATEWAY_PUSH_BACKOFF_SECONDS": "0.05",
                 "OMNI_GATEWAY_PUSH_MAX_ATTEMPTS": "3",
                 "OMNI_GATEWAY_PUSH_POLL_SECONDS": "0.05",
+                "OMNI_GATEWAY_LAG_REFRESH_SECONDS": "0.1",
             },
         )
         gateway = await stack.enter_async_context(running_service(settings))

@@ -180,3 +180,37 @@ async def test_replay_payload_reprocesses_and_stays_once(platform: Platform, uni
     assert replayed.http_status == 200
     assert first.json()["order_id"] in replayed.body
     assert await order_count(platform, ch) == 1
+
+
+def inbound_count(kind: str, route: str, result: str) -> float:
+    from prometheus_client import REGISTRY
+
+    value = REGISTRY.get_sample_value(
+        "omni_gateway_inbound_payloads_total",
+        {"channel_kind": kind, "route": route, "result": result},
+    )
+    return value or 0.0
+
+
+async def test_inbound_payloads_are_counted_by_channel_kind_route_and_result(
+    platform: Platform, unique: str
+) -> None:
+    ch = f"MALL-{unique}"
+    key = await platform.channel(ch, "web_mall")
+    sku, _ = await platform.stocked(ch, unique)
+    path = f"/v1/channels/{ch}/mall/orders"
+    labels = ("own_online", "mall.orders")
+    before = {r: inbound_count(*labels, r) for r in ("accepted", "duplicate", "rejected")}
+    assert (await platform.post(key, path, mall_order("M1", sku))).status_code == 201
+    assert (await platform.post(key, path, mall_order("M1", sku))).status_code == 200
+    bad = mall_order("M2", sku)
+    bad["items"][0]["quantity"] = 0
+    assert (await platform.post(key, path, bad)).status_code == 422
+    # Unauthenticated: counted under the kind its route serves.
+    assert (await platform.http.post(path, content=b"{}")).status_code == 401
+    after = {r: inbound_count(*labels, r) for r in ("accepted", "duplicate", "rejected")}
+    assert after == {
+        "accepted": before["accepted"] + 1,
+        "duplicate": before["duplicate"] + 1,
+        "rejected": before["rejected"] + 2,
+    }

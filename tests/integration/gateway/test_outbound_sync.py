@@ -32,8 +32,10 @@ async def stocked_channel(
     return ch, sku, loc
 
 
-def lag_count() -> float:
-    value = REGISTRY.get_sample_value("omni_gateway_sync_lag_seconds_count", {"kind": "stock"})
+def lag_count(channel: str) -> float:
+    value = REGISTRY.get_sample_value(
+        "omni_gateway_sync_lag_seconds_count", {"kind": "stock", "channel": channel}
+    )
     return value or 0.0
 
 
@@ -45,7 +47,7 @@ async def test_stock_change_reaches_the_channel_with_lag_recorded(
     platform: Platform, unique: str
 ) -> None:
     ch, sku, loc = await stocked_channel(platform, unique)
-    before = lag_count()
+    before = lag_count(ch)
     await platform.receive(loc, sku, 5)
 
     async def pushed() -> None:
@@ -56,7 +58,7 @@ async def test_stock_change_reaches_the_channel_with_lag_recorded(
 
     async def lag_observed() -> None:
         # Observed when the pusher records the acknowledgement, just after the response.
-        assert lag_count() > before
+        assert lag_count(ch) > before
 
     await eventually(lag_observed)
 
