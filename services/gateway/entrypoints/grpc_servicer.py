@@ -28,6 +28,7 @@ from services.gateway.adapters.proto import (
 from services.gateway.connectors import distributor
 from services.gateway.domain.channels import ChannelConfig
 from services.gateway.entrypoints.errors import dumps
+from services.gateway.entrypoints.grpc_inbound import submit_channel_order
 from services.gateway.entrypoints.http_app import replay
 from services.gateway.service_layer import channels, inbound, outbound
 from services.gateway.service_layer.ingest import Gateway
@@ -55,6 +56,13 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
     def __init__(self, gw: Gateway) -> None:
         self.gw = gw
         self.uow = gw.uow_factory
+
+    async def SubmitChannelOrder(
+        self, request: pb.SubmitChannelOrderRequest, context: Context
+    ) -> pb.SubmitChannelOrderResponse:
+        # Idempotent by the channel order id (accepted once), like the HTTP routes; each
+        # retry is signed anew (the nonce is single use).
+        return await submit_channel_order(self.gw, request, context)
 
     async def CreateChannel(
         self, request: pb.CreateChannelRequest, context: Context

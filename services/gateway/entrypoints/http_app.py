@@ -636,7 +636,7 @@ async def replay(gw: Gateway, payload_id: int) -> Answer:
         if route is None:
             raise FailedPrecondition(f"payload {payload_id} has no replayable route")
         key_id = payload.headers.get("x-omni-key", "")
-        if route.style != "omni":
+        if route.style != "omni" and payload.method == "POST":
             key_id = dict(parse_qsl(payload.path.partition("?")[2])).get("app_key", "")
         found = await load_key(session, key_id)
         if found is None:
