@@ -15,6 +15,7 @@ from services.gateway.adapters.peers import Peers
 from services.gateway.entrypoints.consumers import consumer_specs
 from services.gateway.entrypoints.grpc_servicer import GatewayServicer
 from services.gateway.entrypoints.http_app import serve_http
+from services.gateway.service_layer.inbound import UNAUTHENTICATED_TTL_SECONDS, run_payload_purger
 from services.gateway.service_layer.ingest import Gateway
 from services.gateway.service_layer.outbound import PushSettings, run_lag_monitor, run_pusher
 from services.gateway.service_layer.security import run_nonce_purger
@@ -67,6 +68,14 @@ def background(runtime: Runtime) -> Sequence[Coroutine[Any, Any, None]]:
         run_pusher(runtime.db, gw.peers, pushing),
         run_lag_monitor(runtime.db, pushing.lag_refresh_seconds),
         run_nonce_purger(runtime.db),
+        run_payload_purger(
+            runtime.db,
+            float(
+                runtime.settings.extra.get(
+                    "OMNI_GATEWAY_UNAUTHENTICATED_TTL_SECONDS", UNAUTHENTICATED_TTL_SECONDS
+                )
+            ),
+        ),
     ]
 
 

@@ -75,9 +75,17 @@ inbound_payloads = sa.Table(
     sa.Column("outcome", sa.Text, nullable=False, server_default="received"),
     sa.Column("http_status", sa.Integer, nullable=False, server_default="0"),
     sa.Column("error", sa.Text, nullable=False, server_default=""),
+    # Whether the sender proved who it is (migration 0007); unauthenticated rows are cut
+    # short and purged after a TTL (service_layer/inbound.py).
+    sa.Column("authenticated", sa.Boolean, nullable=False, server_default=sa.false()),
 )
 sa.Index(
     "ix_inbound_payloads_channel", inbound_payloads.c.channel_id, inbound_payloads.c.payload_id
+)
+sa.Index(
+    "ix_inbound_payloads_unauthenticated",
+    inbound_payloads.c.received_at,
+    postgresql_where=sa.not_(inbound_payloads.c.authenticated),
 )
 
 channel_orders = sa.Table(

@@ -208,4 +208,6 @@ async def submit_channel_order(
         raise
     finally:
         inbound.count_payload(kind, route, status, duplicate)
-        await inbound.finish_payload(gw.db, payload_id, status, error, channel_id or None)
+        await inbound.finish_payload(
+            gw.db, payload_id, status, error, channel_id or None, authenticated=kind is not None
+        )

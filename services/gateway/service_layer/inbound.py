@@ -3,11 +3,13 @@ order is accepted once per (channel, channel order id) whatever the retries."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 from omni.order.v1 import order_pb2
@@ -21,6 +23,8 @@ from services.gateway import metrics
 from services.gateway.adapters.tables import channel_orders, channel_returns, inbound_payloads
 from services.gateway.connectors.pos import ReturnCommand
 from services.gateway.domain.channels import CONNECTOR_KIND
+
+log = logging.getLogger(__name__)
 
 # Never stored: anything that could let a reader forge or replay a request.
 SECRET_HEADERS = frozenset({"authorization", "x-omni-signature", "cookie", "proxy-authorization"})
@@ -154,14 +158,34 @@ def count_payload(channel_kind: str | None, route: str, status: int, duplicate: 
     ).inc()
 
 
+# A payload whose sender never proved who it is (bad signature, unknown key or route) is
+# kept for inspection, but bounded: its body cut to this many bytes, and the row deleted
+# after UNAUTHENTICATED_TTL_SECONDS — so a flood of forged requests cannot grow the table
+# without limit. Authenticated payloads (and any still "received", i.e. interrupted) are
+# kept whole and never purged.
+UNAUTHENTICATED_BODY_BYTES = 4096
+UNAUTHENTICATED_TTL_SECONDS = 86_400.0
+
+
 async def finish_payload(
-    db: Database, payload_id: int, status: int, error: str, channel_id: str | None = None
+    db: Database,
+    payload_id: int,
+    status: int,
+    error: str,
+    channel_id: str | None = None,
+    *,
+    authenticated: bool | None = None,
 ) -> None:
+    """Record the answer. ``authenticated`` defaults to whether the channel was known
+    (``channel_id`` is passed only once the signature checked out)."""
     values: dict[str, object] = {
         "outcome": outcome_for(status),
         "http_status": status,
         "error": error[:4000],
+        "authenticated": bool(channel_id) if authenticated is None else authenticated,
     }
+    if not values["authenticated"]:
+        values["body"] = sa.func.substring(inbound_payloads.c.body, 1, UNAUTHENTICATED_BODY_BYTES)
     if channel_id:
         values["channel_id"] = channel_id
     async with db.session() as session, session.begin():
@@ -171,6 +195,36 @@ async def finish_payload(
             .values(**values)
         )
     metrics.INBOUND_OUTCOMES.labels(outcome=outcome_for(status)).inc()
+
+
+async def purge_unauthenticated(
+    db: Database, ttl_seconds: float = UNAUTHENTICATED_TTL_SECONDS, now: datetime | None = None
+) -> int:
+    """Delete answered, unauthenticated payloads older than the TTL; how many went."""
+    cutoff = (now or datetime.now(UTC)) - timedelta(seconds=ttl_seconds)
+    async with db.session() as session, session.begin():
+        result = await session.execute(
+            inbound_payloads.delete().where(
+                inbound_payloads.c.authenticated.is_(False),
+                inbound_payloads.c.outcome != "received",
+                inbound_payloads.c.received_at < cutoff,
+            )
+        )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+async def run_payload_purger(
+    db: Database, ttl_seconds: float = UNAUTHENTICATED_TTL_SECONDS, interval_seconds: float = 60.0
+) -> None:
+    """Background task of every replica (the deletes are idempotent)."""
+    while True:
+        try:
+            await purge_unauthenticated(db, ttl_seconds)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("unauthenticated payload purge failed")
+        await asyncio.sleep(interval_seconds)
 
 
 def _payload(row: sa.Row[tuple[object, ...]]) -> StoredPayload:

@@ -3,6 +3,7 @@ shape and once-only order acceptance, over the real HTTP API."""
 
 from __future__ import annotations
 
+import json
 import time
 
 import sqlalchemy as sa
@@ -214,3 +215,44 @@ async def test_inbound_payloads_are_counted_by_channel_kind_route_and_result(
         "duplicate": before["duplicate"] + 1,
         "rejected": before["rejected"] + 2,
     }
+
+
+async def test_unauthenticated_payloads_are_cut_short_and_purged(
+    platform: Platform, unique: str
+) -> None:
+    """A forged flood is kept for inspection but bounded: 4 KB per row, deleted after the
+    TTL; authenticated payloads are whole and kept."""
+    from datetime import UTC, datetime, timedelta
+
+    from services.gateway.service_layer import inbound
+
+    ch = f"MALL-{unique}"
+    key = await platform.channel(ch, "web_mall")
+    path = f"/v1/channels/{ch}/mall/orders"
+    padded = {**mall_order("F1"), "member_id": "m-" + "x" * 50}
+    big = json.dumps(padded).encode() + b" " * 200_000
+    forged = await platform.post(key, path, None, raw=big, secret="wrong")
+    assert forged.status_code == 401
+    genuine = await platform.post(key, path, None, raw=big)
+    assert genuine.status_code != 401
+    async with platform.db.session() as s:
+        rows = list(
+            await s.execute(
+                sa.select(inbound_payloads)
+                .where(inbound_payloads.c.path == path)
+                .order_by(inbound_payloads.c.payload_id)
+            )
+        )
+    assert [(r.authenticated, len(r.body)) for r in rows] == [
+        (False, inbound.UNAUTHENTICATED_BODY_BYTES),
+        (True, len(big)),
+    ]
+    later = datetime.now(UTC) + timedelta(days=2)
+    assert await inbound.purge_unauthenticated(platform.db, now=later) >= 1
+    async with platform.db.session() as s:
+        kept = list(
+            await s.execute(
+                sa.select(inbound_payloads.c.payload_id).where(inbound_payloads.c.path == path)
+            )
+        )
+    assert [r.payload_id for r in kept] == [rows[1].payload_id]
