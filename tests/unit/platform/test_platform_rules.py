@@ -95,9 +95,28 @@ def test_one_key_always_lands_in_the_same_outbox_bucket(key: str):
     assert bucket_for(key) == bucket
 
 
-@given(st.lists(st.one_of(st.text(max_size=20), st.integers()), min_size=1, max_size=3))
+POSITION_VALUES = st.one_of(
+    st.text(st.characters(blacklist_characters="\x00"), max_size=20),
+    st.integers(min_value=-(2**63), max_value=2**63 - 1),
+)
+
+
+@given(st.lists(POSITION_VALUES, min_size=1, max_size=3))
 def test_a_page_token_gives_back_its_position(position: list[str | int]):
     assert decode_token(encode_token(position), len(position)) == position
+
+
+@pytest.mark.parametrize("position", [[2**63], [-(2**63) - 1], ["a\x00b"], [True]])
+def test_a_token_no_service_could_issue_is_refused(position: list[object]):
+    """Values a database column could not take never reach a query."""
+    with pytest.raises(InvalidArgument):
+        decode_token(encode_token(position), 1)  # type: ignore[arg-type]
+
+
+def test_a_token_of_the_wrong_kinds_is_refused():
+    with pytest.raises(InvalidArgument):
+        decode_token(encode_token(["7"]), 1, (int,))
+    assert decode_token(encode_token([7]), 1, (int,)) == [7]
 
 
 @pytest.mark.parametrize("token", ["%%%", "bm90IGpzb24", encode_token(["a", "b"])])
