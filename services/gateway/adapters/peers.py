@@ -93,18 +93,49 @@ class Peers:
         return {m.sku_code: m.external_sku_id for m in response.mappings if m.external_sku_id}
 
     async def availability(
-        self, stock_channel: str, sku_codes: Sequence[str]
+        self, stock_channel: str, sku_codes: Sequence[str], include_locations: bool = False
     ) -> dict[str, inventory_pb2.SkuAvailability]:
         found: dict[str, inventory_pb2.SkuAvailability] = {}
         codes = list(dict.fromkeys(sku_codes))
         for start in range(0, len(codes), AVAILABILITY_BATCH):
             response = await self.inventory.GetAvailability(
                 inventory_service_pb2.GetAvailabilityRequest(
-                    channel=stock_channel, sku_codes=codes[start : start + AVAILABILITY_BATCH]
+                    channel=stock_channel,
+                    sku_codes=codes[start : start + AVAILABILITY_BATCH],
+                    include_locations=include_locations,
                 )
             )
             found.update({s.sku_code: s for s in response.skus})
         return found
+
+    async def location(self, location_id: str) -> inventory_pb2.Location:
+        response = await self.inventory.GetLocation(
+            inventory_service_pb2.GetLocationRequest(location_id=location_id)
+        )
+        return response.location
+
+    async def nearest(
+        self,
+        stock_channel: str,
+        sku_codes: Sequence[str],
+        latitude: float,
+        longitude: float,
+        radius_meters: float,
+        capability: inventory_pb2.Capability.ValueType,
+        max_results: int,
+    ) -> list[inventory_pb2.NearbyStock]:
+        response = await self.inventory.FindNearestStock(
+            inventory_service_pb2.FindNearestStockRequest(
+                latitude=latitude,
+                longitude=longitude,
+                radius_meters=radius_meters,
+                skus=[inventory_pb2.SkuQuantity(sku_code=s, quantity=1) for s in sku_codes],
+                capability=capability,
+                channel=stock_channel,
+                max_results=max_results,
+            )
+        )
+        return list(response.locations)
 
     async def sku(self, sku_code: str) -> catalog_pb2.Sku:
         response = await self.catalog.GetSku(catalog_service_pb2.GetSkuRequest(sku_code=sku_code))

@@ -68,6 +68,31 @@ class CounterReturnIn(Strict):
     lines: list[ReturnLineIn] = Field(min_length=1, max_length=200)
 
 
+class FulfilmentUpdateIn(Strict):
+    """The store's work on a fulfilment order routed to it (an online order it ships, hands
+    over or has its guide deliver — O2O): the goods left (with the courier's tracking
+    number, or the guide), are ready at the counter, or reached the customer."""
+
+    store_id: str = Field(min_length=1, max_length=64, description="the store reporting")
+    order_id: str = Field(min_length=1, max_length=64, description="the platform order id")
+    fulfilment_id: str = Field(min_length=1, max_length=64)
+    action: Literal["shipped", "ready_for_pickup", "picked_up", "delivered"]
+    tracking: str = Field(
+        default="", max_length=128, description="courier tracking number or guide staff id"
+    )
+
+
+def may_report(action: str, location_id: str, handover_store_id: str, store_id: str) -> bool:
+    """Which store may report what: the goods leave from the fulfilling location; they are
+    ready and picked up at the handover store; a delivery is confirmed by either (the
+    shipping store, or the guide's store)."""
+    if action == "shipped":
+        return store_id == location_id
+    if action in ("ready_for_pickup", "picked_up"):
+        return store_id == handover_store_id
+    return store_id in (location_id, handover_store_id)
+
+
 @dataclass(frozen=True)
 class ReturnCommand:
     """A return received at a counter, for the order service (any store may take it; the

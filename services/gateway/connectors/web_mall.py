@@ -23,8 +23,14 @@ class MallOrderIn(Strict):
     order_no: str = Field(min_length=1, max_length=64)
     member_id: str = Field(default="", max_length=64)
     guest_contact: str = Field(default="", max_length=128)
-    fulfilment: Literal["express", "same_city", "pickup"]
+    fulfilment: Literal["express", "same_city", "pickup", "guide_delivery"]
     pickup_store_id: str = Field(default="", max_length=64)
+    guide_store_id: str = Field(
+        default="", max_length=64, description="guide delivery: the guide's store (location)"
+    )
+    guide_staff_id: str = Field(
+        default="", max_length=64, description="guide delivery: the guide (工号) who brings it"
+    )
     guide_code: str = Field(default="", max_length=256, description="signed showroom code")
     delivery_address: AddressIn | None = None
     currency: str = Field(default=CURRENCY, pattern="^[A-Z]{3}$")
@@ -36,13 +42,22 @@ _MODES = {
     "express": order_pb2.FULFILMENT_MODE_EXPRESS_DELIVERY,
     "same_city": order_pb2.FULFILMENT_MODE_SAME_CITY_DELIVERY,
     "pickup": order_pb2.FULFILMENT_MODE_STORE_PICKUP,
+    "guide_delivery": order_pb2.FULFILMENT_MODE_GUIDE_DELIVERY,
 }
 
 
 def mall_order(channel_id: str, payload: MallOrderIn) -> order_pb2.Order:
-    """Pickup needs a store, delivery an address, a guest a contact."""
+    """Pickup needs a store, delivery an address, a guest a contact; a guide delivery (导购
+    上门) the guide and the guide's store, which the goods leave from."""
     if payload.fulfilment == "pickup" and not payload.pickup_store_id:
         raise InvalidArgument.field("pickup_store_id", "is required for pickup")
+    guided = payload.fulfilment == "guide_delivery"
+    if guided and not payload.guide_store_id:
+        raise InvalidArgument.field("guide_store_id", "is required for guide delivery")
+    if guided and not payload.guide_staff_id:
+        raise InvalidArgument.field("guide_staff_id", "is required for guide delivery")
+    if not guided and (payload.guide_store_id or payload.guide_staff_id):
+        raise InvalidArgument.field("guide_store_id", "only applies to guide delivery")
     if payload.fulfilment != "pickup" and payload.delivery_address is None:
         raise InvalidArgument.field("delivery_address", "is required for delivery")
     if not payload.member_id and not payload.guest_contact:
@@ -57,6 +72,8 @@ def mall_order(channel_id: str, payload: MallOrderIn) -> order_pb2.Order:
         member_id=payload.member_id,
         guest_contact=payload.guest_contact,
         referring_guide_code=payload.guide_code,
+        selling_store_id=payload.guide_store_id,
+        selling_guide_staff_id=payload.guide_staff_id,
         pickup_store_id=payload.pickup_store_id,
         delivery_address=payload.delivery_address,
         expected_total_minor=payload.total,

@@ -16,6 +16,7 @@ SCOPES: frozenset[str] = frozenset(
         "availability:read",
         "returns:write",
         "members:read",
+        "fulfilments:write",
     }
 )
 

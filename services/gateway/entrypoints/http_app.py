@@ -12,7 +12,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import parse_qsl
 
 import grpc
@@ -20,6 +20,7 @@ import uvicorn
 from fastapi import Depends, FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from omni.inventory.v1 import inventory_pb2
 from pydantic import BaseModel, Field, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -288,13 +289,48 @@ class SkuOut(BaseModel):
     sellable: bool | None = None
 
 
+class FulfilmentUpdated(BaseModel):
+    order_id: str
+    fulfilment_id: str
+    status: str
+    tracking: str
+
+
+class LocationStock(BaseModel):
+    location_id: str
+    available: int
+    on_hand: int
+
+
 class Availability(BaseModel):
     sku_code: str
     available: int
+    locations: list[LocationStock] | None = None
 
 
 class AvailabilityOut(BaseModel):
     skus: list[Availability]
+
+
+class NearbyStore(BaseModel):
+    location_id: str
+    name: str
+    city: str
+    distance_meters: float
+    available: dict[str, int]
+    has_all: bool
+
+
+class NearbyOut(BaseModel):
+    locations: list[NearbyStore]
+
+
+NEARBY_CAPABILITIES = {
+    "any": inventory_pb2.CAPABILITY_UNSPECIFIED,
+    "pickup": inventory_pb2.CAPABILITY_PICKUP,
+    "same_city_delivery": inventory_pb2.CAPABILITY_SAME_CITY_DELIVERY,
+    "express_shipping": inventory_pb2.CAPABILITY_EXPRESS_SHIPPING,
+}
 
 
 class FulfilmentOut(BaseModel):
@@ -460,6 +496,19 @@ def create_app(gw: Gateway | None = None) -> FastAPI:
         return await run("pos.returns", auth, body, request)
 
     @app.post(
+        "/v1/channels/{channel_id}/pos/fulfilment-updates",
+        response_model=FulfilmentUpdated,
+        responses=responses,
+        tags=["pos"],
+    )
+    async def pos_fulfilment_updates(
+        channel_id: ChannelId, body: pos.FulfilmentUpdateIn, request: Request, auth: Signed
+    ) -> JSONResponse:
+        """A store's work on a fulfilment order routed to it: shipped (with tracking),
+        ready for pickup, picked up, delivered."""
+        return await run("pos.fulfilment-updates", auth, body, request)
+
+    @app.post(
         "/v1/channels/{channel_id}/mall/orders",
         response_model=OrderAccepted,
         status_code=201,
@@ -570,6 +619,7 @@ def create_app(gw: Gateway | None = None) -> FastAPI:
     @app.get(
         "/open/v1/availability",
         response_model=AvailabilityOut,
+        response_model_exclude_none=True,
         responses=responses,
         tags=["open api"],
     )
@@ -579,15 +629,80 @@ def create_app(gw: Gateway | None = None) -> FastAPI:
             Query(min_length=1, max_length=100),
         ],
         auth: OpenSigned,
+        include_locations: bool = False,
     ) -> AvailabilityOut:
-        """Available to promise on the key's channel, per SKU."""
+        """Available to promise on the key's channel, per SKU; with include_locations, per
+        location serving the channel too (what a store or a partner shows as 'in stock
+        at')."""
         caller, channel = auth
         require_scope(caller, "availability:read")
-        found = await gw.peers.availability(channel.config.stock_channel, sku_codes)
-        return AvailabilityOut(
-            skus=[
-                Availability(sku_code=s, available=int(found[s].available) if s in found else 0)
-                for s in dict.fromkeys(sku_codes)
+        found = await gw.peers.availability(
+            channel.config.stock_channel, sku_codes, include_locations
+        )
+        out: list[Availability] = []
+        for s in dict.fromkeys(sku_codes):
+            item = found.get(s)
+            locations = None
+            if include_locations:
+                locations = [
+                    LocationStock(
+                        location_id=x.location_id,
+                        available=int(x.available),
+                        on_hand=int(x.on_hand),
+                    )
+                    for x in (item.locations if item is not None else [])
+                ]
+            out.append(
+                Availability(
+                    sku_code=s,
+                    available=int(item.available) if item is not None else 0,
+                    locations=locations,
+                )
+            )
+        return AvailabilityOut(skus=out)
+
+    @app.get(
+        "/open/v1/nearby-stock",
+        response_model=NearbyOut,
+        responses=responses,
+        tags=["open api"],
+    )
+    async def open_nearby_stock(
+        sku_codes: Annotated[
+            list[Annotated[str, Field(min_length=1, max_length=64, pattern=PRINTABLE)]],
+            Query(min_length=1, max_length=50),
+        ],
+        latitude: Annotated[float, Query(ge=-90, le=90)],
+        longitude: Annotated[float, Query(ge=-180, le=180)],
+        auth: OpenSigned,
+        radius_meters: Annotated[float, Query(gt=0, le=1_000_000)] = 20_000,
+        capability: Literal["any", "pickup", "same_city_delivery", "express_shipping"] = "any",
+        max_results: Annotated[int, Query(ge=1, le=50)] = 10,
+    ) -> NearbyOut:
+        """Stores serving the key's channel near a point that hold the SKUs (附近门店),
+        nearest first: where to try it on, pick it up, or have it delivered from."""
+        caller, channel = auth
+        require_scope(caller, "availability:read")
+        found = await gw.peers.nearest(
+            channel.config.stock_channel,
+            list(dict.fromkeys(sku_codes)),
+            latitude,
+            longitude,
+            radius_meters,
+            NEARBY_CAPABILITIES[capability],
+            max_results,
+        )
+        return NearbyOut(
+            locations=[
+                NearbyStore(
+                    location_id=x.location.location_id,
+                    name=x.location.name,
+                    city=x.location.city,
+                    distance_meters=round(x.distance_meters, 1),
+                    available={a.sku_code: int(a.quantity) for a in x.available},
+                    has_all=x.has_all,
+                )
+                for x in found
             ]
         )
 

@@ -246,6 +246,54 @@ async def pos_return(
     )
 
 
+async def pos_fulfilment_update(
+    gw: Gateway,
+    channel: Channel,
+    body: pos.FulfilmentUpdateIn,
+    payload_id: int | None,
+    caller: Caller,
+) -> Answer:
+    """A store of the POS channel reports its work on a fulfilment order routed to it: only
+    a store serving the channel, only for a fulfilment order that is that store's (goods
+    leave from it, or are handed over there). Each step is idempotent by fulfilment and
+    action, so a re-sent report is answered again without a second effect."""
+    _connector(channel, "pos")
+    require_scope(caller, "fulfilments:write")
+    store = await gw.peers.location(body.store_id)
+    served = {channel.config.channel_id, channel.config.stock_channel}
+    if not served & set(store.channels):
+        raise PermissionDenied(
+            f"store {body.store_id} does not serve channel {channel.config.channel_id}"
+        )
+    found = await gw.peers.get_order(body.order_id)
+    leg = next((f for f in found.fulfilment_orders if f.fulfilment_id == body.fulfilment_id), None)
+    if leg is None:
+        raise NotFound(
+            f"order {body.order_id} has no fulfilment order {body.fulfilment_id}",
+            field="fulfilment_id",
+        )
+    if not pos.may_report(body.action, leg.location_id, leg.handover_store_id, body.store_id):
+        raise PermissionDenied(
+            f"fulfilment {body.fulfilment_id} is not store {body.store_id}'s to mark {body.action}"
+        )
+    request_id = f"gw:{body.action}:{leg.fulfilment_id}"[:128]
+    if body.action == "shipped":
+        updated = await gw.peers.ship_fulfilment(request_id, leg.fulfilment_id, body.tracking)
+    elif body.action == "ready_for_pickup":
+        updated = await gw.peers.mark_ready(request_id, leg.fulfilment_id)
+    else:
+        updated = await gw.peers.confirm_delivery(request_id, leg.fulfilment_id)
+    return Answer(
+        200,
+        {
+            "order_id": updated.order_id,
+            "fulfilment_id": updated.fulfilment_id,
+            "status": enum_name(order_pb2.FulfilmentStatus, updated.status),
+            "tracking": updated.assignee,
+        },
+    )
+
+
 async def mall_order(
     gw: Gateway,
     channel: Channel,
@@ -365,6 +413,7 @@ ROUTES: dict[str, Route] = {
         Route("pos.member-scans", "omni", pos.MemberScanIn, pos_member_scan),
         Route("pos.returns", "omni", pos.CounterReturnIn, pos_return),
         Route("pos.member-sign-ups", "omni", pos.MemberSignUpIn, pos_member_sign_up),
+        Route("pos.fulfilment-updates", "omni", pos.FulfilmentUpdateIn, pos_fulfilment_update),
         Route("mall.orders", "omni", web_mall.MallOrderIn, mall_order),
         Route("tmall.trades", "tmall", tmall.TmallTradeIn, tmall_trade),
         Route("jd.orders", "jd", jd.JdOrderIn, jd_order),

@@ -47,6 +47,7 @@ ALL_SCOPES = [
     "returns:write",
     "members:read",
     "members:write",
+    "fulfilments:write",
 ]
 CONNECTOR_KIND = {
     "pos": (gw.CONNECTOR_TYPE_POS, gw.CHANNEL_KIND_STORE),

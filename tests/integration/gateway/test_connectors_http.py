@@ -259,3 +259,104 @@ async def test_pos_member_sign_up_makes_the_guide_the_owner(
     )
     assert bad.status_code == 422
     assert bad.json()["error"]["field_violations"][0]["field"] == "phone"
+
+
+async def test_stores_report_their_work_on_online_orders(platform: Platform, unique: str) -> None:
+    """O2O: a mall order routed to a store is shipped (with tracking) and confirmed by the
+    store's POS; only a store of the POS channel, only for its own fulfilment order."""
+    mall, pos_ch = f"MALL-{unique}", f"POS-{unique}"
+    mall_key = await platform.channel(mall, "web_mall")
+    pos_key = await platform.channel(pos_ch, "pos")
+    store, other = f"STORE-{unique}", f"OTHER-{unique}"
+    await platform.location(store, [mall, pos_ch])
+    await platform.location(other, [pos_ch])
+    sku = f"GW-{unique}-M"
+    await platform.sku(sku)
+    await platform.tracked(sku)
+    await platform.receive(store, sku, 3)
+    order = {
+        "order_no": f"W{unique}",
+        "member_id": "m-1",
+        "fulfilment": "express",
+        "delivery_address": {"province": "Shanghai", "city": "Shanghai", "street": "1 Rd"},
+        "items": [{"sku_code": sku, "quantity": 1, "unit_price": 5000}],
+        "total": 5000,
+    }
+    placed = await platform.post(mall_key, f"/v1/channels/{mall}/mall/orders", order)
+    assert placed.status_code == 201, placed.text
+
+    async def routed() -> dict:
+        view = await platform.get(mall_key, f"/open/v1/orders/W{unique}")
+        assert view.status_code == 200, view.text
+        assert view.json()["fulfilments"], view.json()
+        return dict(view.json())
+
+    view = await eventually(routed, timeout=30)
+    [leg] = view["fulfilments"]
+    assert leg["location_id"] == store and leg["status"] == "pending"
+    path = f"/v1/channels/{pos_ch}/pos/fulfilment-updates"
+    update = {
+        "store_id": store,
+        "order_id": view["order_id"],
+        "fulfilment_id": leg["fulfilment_id"],
+        "action": "shipped",
+        "tracking": "SF123",
+    }
+    not_theirs = await platform.post(pos_key, path, {**update, "store_id": other})
+    assert not_theirs.status_code == 403, not_theirs.text
+    foreign = await platform.post(mall_key, f"/v1/channels/{mall}/pos/fulfilment-updates", update)
+    assert foreign.status_code == 404
+    unknown = await platform.post(pos_key, path, {**update, "fulfilment_id": "f-nope"})
+    assert unknown.status_code == 404
+    shipped = await platform.post(pos_key, path, update)
+    assert shipped.status_code == 200, shipped.text
+    assert shipped.json()["status"] == "shipped" and shipped.json()["tracking"] == "SF123"
+    again = await platform.post(pos_key, path, update)
+    assert again.status_code == 200 and again.json()["status"] == "shipped"
+    delivered = await platform.post(pos_key, path, {**update, "action": "delivered"})
+    assert delivered.status_code == 200 and delivered.json()["status"] == "delivered"
+    done = (await platform.get(mall_key, f"/open/v1/orders/W{unique}")).json()
+    assert done["platform_status"] == "completed"
+    assert done["fulfilments"][0]["tracking"] == "SF123"
+
+
+async def test_availability_per_store_and_nearby_stock(platform: Platform, unique: str) -> None:
+    ch = f"MALL-{unique}"
+    key = await platform.channel(ch, "web_mall")
+    near, far, empty = f"NEAR-{unique}", f"FAR-{unique}", f"EMPTY-{unique}"
+    await platform.location(near, [ch], latitude=31.2305, longitude=121.4740)
+    await platform.location(far, [ch], latitude=31.30, longitude=121.60)
+    await platform.location(empty, [ch], latitude=31.2304, longitude=121.4738)
+    sku = f"GW-{unique}-N"
+    await platform.sku(sku)
+    await platform.tracked(sku)
+    await platform.receive(near, sku, 2)
+    await platform.receive(far, sku, 5)
+    stock = await platform.get(
+        key, "/open/v1/availability", params=[("sku_codes", sku), ("include_locations", "true")]
+    )
+    assert stock.status_code == 200, stock.text
+    [item] = stock.json()["skus"]
+    assert item["available"] == 7
+    assert {x["location_id"]: x["available"] for x in item["locations"]} == {near: 2, far: 5}
+    nearby = await platform.get(
+        key,
+        "/open/v1/nearby-stock",
+        params=[
+            ("sku_codes", sku),
+            ("latitude", "31.2304"),
+            ("longitude", "121.4737"),
+            ("capability", "same_city_delivery"),
+        ],
+    )
+    assert nearby.status_code == 200, nearby.text
+    found = nearby.json()["locations"]
+    assert [x["location_id"] for x in found] == [near, far]
+    assert found[0]["available"] == {sku: 2} and found[0]["has_all"] is True
+    bad = await platform.get(
+        key,
+        "/open/v1/nearby-stock",
+        params=[("sku_codes", sku), ("latitude", "91"), ("longitude", "0")],
+    )
+    assert bad.status_code == 422
+    assert bad.json()["error"]["field_violations"][0]["field"] == "latitude"

@@ -208,3 +208,38 @@ def test_channel_order_status_only_moves_forward() -> None:
     assert "consumed" in later_than("ready_for_pickup")
     assert later_than("completed") == ["returned", "cancelled"]
     assert "accepted" not in later_than("accepted")
+
+
+def test_mall_guide_delivery_names_the_guide_and_the_store() -> None:
+    data = {
+        **sample("web_mall")["order"],
+        "fulfilment": "guide_delivery",
+        "guide_store_id": "STORE-SH-001",
+        "guide_staff_id": "G1001",
+    }
+    if "delivery_address" not in data:
+        data["delivery_address"] = {"province": "Shanghai", "city": "Shanghai", "street": "1 Rd"}
+    data.pop("pickup_store_id", None)
+    order = web_mall.mall_order("MALL", web_mall.MallOrderIn.model_validate(data))
+    assert order.fulfilment_mode == order_pb2.FULFILMENT_MODE_GUIDE_DELIVERY
+    assert (order.selling_store_id, order.selling_guide_staff_id) == ("STORE-SH-001", "G1001")
+    with pytest.raises(InvalidArgument) as caught:
+        web_mall.mall_order(
+            "MALL", web_mall.MallOrderIn.model_validate({**data, "guide_staff_id": ""})
+        )
+    assert fields(caught.value) == ["guide_staff_id"]
+    with pytest.raises(InvalidArgument) as caught:
+        web_mall.mall_order(
+            "MALL", web_mall.MallOrderIn.model_validate({**data, "fulfilment": "express"})
+        )
+    assert fields(caught.value) == ["guide_store_id"]
+
+
+def test_which_store_may_report_what() -> None:
+    assert pos.may_report("shipped", "S1", "", "S1")
+    assert not pos.may_report("shipped", "S1", "S2", "S2")
+    assert pos.may_report("ready_for_pickup", "DEPOT", "S2", "S2")
+    assert not pos.may_report("picked_up", "S2", "S3", "S2")
+    assert pos.may_report("delivered", "S1", "S2", "S2")
+    assert pos.may_report("delivered", "S1", "", "S1")
+    assert not pos.may_report("delivered", "S1", "S2", "S3")
