@@ -25,7 +25,7 @@ from schemathesis.core import NOT_SET
 from services.gateway.domain import signatures
 from tests.integration.gateway.conftest import Key, Platform
 
-EXAMPLES_PER_OPERATION = 60
+EXAMPLES_PER_OPERATION = 100
 
 ROUTE_CONNECTOR = {
     "pos": "pos",
