@@ -8,7 +8,7 @@ from prometheus_client import Counter, Gauge, Histogram
 INBOUND_PAYLOADS = Counter(
     "omni_gateway_inbound_payloads_total",
     "Inbound payloads (stored raw) by channel kind, route and result: accepted (first "
-    "time), duplicate (a retry or replay answered from what was accepted), rejected (4xx), "
+    "time), duplicate (a retry answered from what was already accepted), rejected (4xx), "
     "failed (5xx)",
     ["channel_kind", "route", "result"],
 )
