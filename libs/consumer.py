@@ -20,6 +20,7 @@ from opentelemetry.trace import SpanKind
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects.postgresql import insert
 
+from libs.db import is_database_unavailable, is_retryable_conflict
 from libs.messaging import MalformedEvent, decode_envelope
 from libs.metrics import CONSUMER_DEAD_LETTERS, CONSUMER_EVENTS, CONSUMER_FAILURES, CONSUMER_LAG
 from libs.platform_tables import inbox
@@ -39,6 +40,16 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     OSError,
     TimeoutError,
 )
+
+
+def _transient(error: BaseException) -> bool:
+    """Infrastructure trouble or a lost race: retried until it works, never dead-lettered
+    (and a retry does not count as an attempt)."""
+    return (
+        isinstance(error, TRANSIENT_ERRORS)
+        or is_database_unavailable(error)
+        or is_retryable_conflict(error)
+    )
 
 
 @dataclass(frozen=True)
@@ -173,10 +184,9 @@ class InboxConsumer:
         envelope: envelope_pb2.EventEnvelope,
         subscription: Subscription,
     ) -> None:
-        attempt = 0
+        rejections = 0
         backoff = self.retry_backoff
         while True:
-            attempt += 1
             try:
                 outcome = await self._apply(record, envelope, subscription)
                 CONSUMER_EVENTS.labels(
@@ -185,26 +195,27 @@ class InboxConsumer:
                 return
             except asyncio.CancelledError:
                 raise
-            except TRANSIENT_ERRORS:
-                CONSUMER_FAILURES.labels(self.service, self.group_id, envelope.event_type).inc()
-                log.warning(
-                    "transient failure applying event; retrying",
-                    exc_info=True,
-                    extra={"event_id": envelope.event_id, "event_type": envelope.event_type},
-                )
-                if self._stopping.is_set():
-                    raise
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
             except Exception as exc:
                 CONSUMER_FAILURES.labels(self.service, self.group_id, envelope.event_type).inc()
-                if attempt >= self.max_attempts:
+                if _transient(exc):
+                    log.warning(
+                        "transient failure applying event; retrying",
+                        exc_info=True,
+                        extra={"event_id": envelope.event_id, "event_type": envelope.event_type},
+                    )
+                    if self._stopping.is_set():
+                        raise
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, 5.0)
+                    continue
+                rejections += 1
+                if rejections >= self.max_attempts:
                     await self._dead_letter(record, "rejected", f"{type(exc).__name__}: {exc}")
                     CONSUMER_EVENTS.labels(
                         self.service, self.group_id, envelope.event_type, "dead_lettered"
                     ).inc()
                     return
-                await asyncio.sleep(backoff * attempt)
+                await asyncio.sleep(self.retry_backoff * rejections)
 
     async def _apply(
         self,

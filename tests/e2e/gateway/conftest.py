@@ -259,7 +259,7 @@ class World(Platform):
         return {x["location_id"]: (x["available"], x["on_hand"]) for x in item["locations"]}
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 async def world(test_stack) -> AsyncIterator[World]:
     # Kept after the run (pytest's temporary directories rotate between concurrent runs).
     logs = REPO / ".omni" / "e2e-gateway-logs" / test_stack.run_id

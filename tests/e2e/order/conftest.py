@@ -251,7 +251,7 @@ async def _read_topic(consumer: AIOKafkaConsumer, topic: OrderTopic) -> None:
                 topic.events[envelope.aggregate_id].append((envelope.event_type, message))
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 async def world(test_stack) -> AsyncIterator[World]:
     inv_settings = test_stack.settings("inventory")
     inv_settings = inv_settings.with_overrides(

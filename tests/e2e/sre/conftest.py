@@ -21,7 +21,7 @@ from tests.integration.gateway.conftest import FakeChannel
 from tests.integration.gateway.conftest import Platform as Shop
 
 
-@pytest_asyncio.fixture(scope="session", loop_scope="session")
+@pytest_asyncio.fixture(scope="package", loop_scope="session")
 async def platform(test_stack, tmp_path_factory) -> AsyncIterator[Platform]:
     running = Platform.allocate(test_stack, tmp_path_factory.mktemp("sre"))
     try:
@@ -31,7 +31,7 @@ async def platform(test_stack, tmp_path_factory) -> AsyncIterator[Platform]:
         running.stop_all()
 
 
-@pytest_asyncio.fixture(scope="session", loop_scope="session")
+@pytest_asyncio.fixture(scope="package", loop_scope="session")
 async def shop(platform: Platform) -> AsyncIterator[Shop]:
     """The gateway's HTTP API with signing, a fake channel endpoint that takes pushes, and
     stubs for set-up."""

@@ -112,15 +112,17 @@ async def test_one_trace_follows_a_store_sale_through_every_service(
         trace = [s for s in spans if s["trace_id"] == root["trace_id"]]
         missing = [name for name, found in EXPECTED.items() if not any(map(found, trace))]
         assert not missing, f"missing from trace {root['trace_id']}: {missing}"
+        # One trace, not a forest: the HTTP request is its only root, and every other span's
+        # parent is in it. A span is written when it ends, so a parent can come after its
+        # children: wait for it too.
+        ids = {s["span_id"] for s in trace}
+        roots = [s["name"] for s in trace if s["parent_span_id"] is None]
+        assert roots == [root["name"]], roots
+        orphans = [s["name"] for s in trace if s["parent_span_id"] not in (None, *ids)]
+        assert not orphans, f"parents not (yet) in the trace: {orphans}"
         return trace
 
-    trace = await eventually(whole_trace, timeout=60, interval=0.5)
-    # One trace, not a forest: the HTTP request is its only root, and every other span's
-    # parent is in it.
-    ids = {s["span_id"] for s in trace}
-    roots = [s for s in trace if s["parent_span_id"] is None]
-    assert [r["name"] for r in roots] == [http_root(trace, path)["name"]]
-    assert all(s["parent_span_id"] in ids for s in trace if s["parent_span_id"] is not None)
+    await eventually(whole_trace, timeout=60, interval=0.5)
 
 
 async def test_a_marketplace_trade_is_one_trace_not_one_per_grpc_call(

@@ -342,7 +342,7 @@ class Platform:
         )
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 async def platform(test_stack) -> AsyncIterator[Platform]:
     fake = FakeChannel()
     await fake.start()

@@ -125,7 +125,7 @@ class Inventory:
         )
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 async def inventory(test_stack) -> AsyncIterator[Inventory]:
     settings = test_stack.settings("inventory")
     settings = settings.with_overrides(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncpg
 import grpc
 import pytest
 from google.rpc import error_details_pb2, status_pb2
@@ -10,9 +11,9 @@ from hypothesis import strategies as st
 from omni.catalog.v1 import catalog_service_pb2 as cat
 
 from libs.config import ConfigError, Settings, all_topics
+from libs.db import is_database_unavailable, is_retryable_conflict
 from libs.errors import FieldViolation, InvalidArgument, NotFound, Validator
 from libs.grpc_errors import status_code_for, to_status
-from libs.grpc_server import is_retryable_conflict
 from libs.idempotency import fingerprint
 from libs.pagination import decode_token, encode_token, page_size
 from libs.platform_tables import OUTBOX_BUCKETS
@@ -151,3 +152,19 @@ class _WrappedError(Exception):
 def test_deadlocks_and_serialization_failures_are_retryable_conflicts(sqlstate, retryable):
     assert is_retryable_conflict(_WrappedError(_DriverError(sqlstate))) is retryable
     assert is_retryable_conflict(ValueError("plain")) is False
+
+
+@pytest.mark.parametrize(
+    ("error", "unavailable"),
+    [
+        (_WrappedError(_DriverError("53300")), True),  # too many clients already
+        (_WrappedError(_DriverError("57P03")), True),  # the server is starting up
+        (_WrappedError(asyncpg.exceptions.TooManyConnectionsError("full")), True),
+        (_WrappedError(ConnectionResetError()), True),
+        (_WrappedError(_DriverError("23505")), False),  # a unique violation is the caller's
+        (ValueError("plain"), False),
+    ],
+)
+def test_a_database_that_cannot_be_reached_is_unavailable_not_a_bug(error, unavailable):
+    """Such errors answer UNAVAILABLE and are retried by consumers, never dead-lettered."""
+    assert is_database_unavailable(error) is unavailable
