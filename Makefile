@@ -20,8 +20,12 @@ $(UV):
 	$(PYTHON) -m venv $(TOOLS)
 	$(TOOLS)/bin/pip install --quiet uv==$(UV_VERSION)
 
+# The .pth puts the repo and gen/ on the venv's path, so `.venv/bin/python -m ...` works as
+# the README and `make run` print it, without PYTHONPATH.
 $(VENV)/.synced: $(UV) pyproject.toml uv.lock
 	$(UV) sync --locked --python $(PYTHON) --quiet
+	printf '%s\n%s\n' "$(CURDIR)" "$(CURDIR)/gen" > \
+		"$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/omni-repo.pth"
 	touch $@
 
 $(BUF): tools/buf/package.json tools/buf/package-lock.json

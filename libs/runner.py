@@ -110,7 +110,7 @@ class Platform:
         count = asyncio.run(demo_data.load(addresses))
         say(
             f"demo data in place ({count} SKUs, {len(demo_data.DEMO_LOCATIONS)} locations, "
-            "channels demo-mall and demo-pos; loading again changes nothing)"
+            "channels DEMO-MALL and DEMO-POS; loading again changes nothing)"
         )
 
     def print_endpoints(self) -> None:

@@ -22,8 +22,8 @@ from omni.inventory.v1 import inventory_pb2 as inv
 from omni.inventory.v1 import inventory_service_pb2 as inv_svc
 from omni.inventory.v1 import inventory_service_pb2_grpc as inv_grpc
 
-MALL = "demo-mall"
-POS = "demo-pos"
+MALL = "DEMO-MALL"
+POS = "DEMO-POS"
 # sku code, style, name, barcode, colour, size, list price in fen
 DEMO_SKUS = [
     ("DEMO-TEE-RED-M", "DEMO-TEE", "Cotton tee, red, M", "4006381333931", "red", "M", 9900),

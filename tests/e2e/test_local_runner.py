@@ -119,6 +119,21 @@ async def test_runner_starts_the_platform_keeps_its_data_and_stops_everything(te
             )
 
         assert "DEMO-TEE" in await eventually(demo_sku_tracked, timeout=30)
+
+        # The first command `make run` suggests: a signed web-mall order through the gateway,
+        # routed to the nearest store with stock (Nanjing West Road, for a Jing'an address).
+        demo = await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, "-m", "services.demo_order"],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert demo.returncode == 0, demo.stdout + demo.stderr
+        assert "mall/orders → 201" in demo.stdout, demo.stdout
+        assert '"location_id": "DEMO-STORE-JINGAN"' in demo.stdout, demo.stdout
         await asyncio.to_thread(
             call,
             catalog,

@@ -115,9 +115,10 @@ async def order_view(
         "fulfilment_mode": enum_name(order_pb2.FulfilmentMode, platform.order.fulfilment_mode),
         "total_minor": found.order.total.amount_minor,
         "currency": found.order.total.currency_code,
+        # The platform's line ids: the ones fulfilment orders and returns refer to.
         "lines": [
             {"line_id": x.line_id, "sku_code": x.sku_code, "quantity": x.quantity}
-            for x in found.order.lines
+            for x in platform.order.lines
         ],
         "fulfilments": [
             {
