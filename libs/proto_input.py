@@ -70,3 +70,15 @@ def field_time(message: Message, field: str, name: str | None = None) -> datetim
 def check_int64(v: Validator, value: int, field: str) -> None:
     """Sums and products of request values must still fit a bigint column."""
     v.check(INT64_MIN <= value <= INT64_MAX, field, "is out of range")
+
+
+def timestamp(moment: datetime) -> Timestamp:
+    """A datetime as a Timestamp (a naive one is taken as UTC), for responses and events."""
+    stamp = Timestamp()
+    stamp.FromDatetime(moment if moment.tzinfo is None else moment.astimezone(UTC))
+    return stamp
+
+
+def optional_timestamp(moment: datetime | None) -> Timestamp | None:
+    """``timestamp``, with None (an unset field) for None."""
+    return None if moment is None else timestamp(moment)

@@ -5,11 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 
 from google.protobuf.message import Message
-from google.protobuf.timestamp_pb2 import Timestamp
 from omni.catalog.v1 import catalog_pb2, catalog_service_pb2
 from omni.common.v1 import money_pb2
 
-from libs.proto_input import field_time
+from libs.proto_input import field_time, timestamp
 from services.catalog.domain.assortments import AssortmentKind, ChannelKind
 from services.catalog.domain.pricing import Money, PriceSource
 from services.catalog.domain.skus import Lifecycle, NewSku, Sku
@@ -39,12 +38,6 @@ PRICE_SOURCE_TO_PROTO = {
     PriceSource.CHANNEL_PERCENTAGE: catalog_pb2.PRICE_SOURCE_CHANNEL_PERCENTAGE,
     PriceSource.PROMOTION: catalog_pb2.PRICE_SOURCE_PROMOTION,
 }
-
-
-def timestamp(at: datetime) -> Timestamp:
-    ts = Timestamp()
-    ts.FromDatetime(at)
-    return ts
 
 
 def optional_time(message: Message, field: str, name: str) -> datetime | None:

@@ -9,19 +9,12 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from omni.common.v1 import money_pb2
 from omni.distribution.v1 import distribution_pb2 as pb
 
+from libs.proto_input import optional_timestamp as timestamp
 from services.distribution.domain.organisation import OrgUnit, Staff, Territory
 
 
 def money(amount_minor: int, currency: str) -> money_pb2.Money:
     return money_pb2.Money(currency_code=currency, amount_minor=amount_minor)
-
-
-def timestamp(moment: datetime | None) -> Timestamp | None:
-    if moment is None:
-        return None
-    stamp = Timestamp()
-    stamp.FromDatetime(moment.astimezone(UTC))
-    return stamp
 
 
 def from_timestamp(stamp: Timestamp) -> datetime:

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
-from google.protobuf.timestamp_pb2 import Timestamp
 from omni.inventory.v1 import inventory_pb2 as pb
 
+from libs.proto_input import optional_timestamp as timestamp
 from services.inventory.domain.locations import Capability, Location, LocationType, OpeningHours
 from services.inventory.domain.reservations import (
     Reservation,
@@ -50,14 +48,6 @@ TRANSFER_STATUSES: dict[TransferStatus, pb.TransferStatus.ValueType] = {
     TransferStatus.RECEIVED: pb.TRANSFER_STATUS_RECEIVED,
     TransferStatus.CANCELLED: pb.TRANSFER_STATUS_CANCELLED,
 }
-
-
-def timestamp(at: datetime | None) -> Timestamp | None:
-    if at is None:
-        return None
-    ts = Timestamp()
-    ts.FromDatetime(at)
-    return ts
 
 
 def location_from_proto(

@@ -12,6 +12,7 @@ from omni.common.v1 import money_pb2
 from omni.member.v1 import member_pb2
 
 from libs.errors import Validator
+from libs.proto_input import optional_timestamp as timestamp
 from services.member.domain.members import ID_PATTERN, Identity, Member, validate_identity
 from services.member.domain.points import PLATFORM_CURRENCY, Tier
 from services.member.domain.privacy import mask_name, mask_phone
@@ -24,14 +25,6 @@ from services.member.domain.segments import (
 )
 
 Row = sa.Row[tuple[object, ...]]
-
-
-def timestamp(moment: datetime | None) -> Timestamp | None:
-    if moment is None:
-        return None
-    ts = Timestamp()
-    ts.FromDatetime(moment.astimezone(UTC))
-    return ts
 
 
 def now_timestamp() -> Timestamp:
