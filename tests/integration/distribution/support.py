@@ -24,12 +24,31 @@ from libs.db import Database, ensure_database, migrate
 from libs.messaging import make_producer, start_with_retry
 from libs.outbox_relay import OutboxRelay
 from libs.testing.plugin import TestStack
+from libs.testing.services import eventually
 from libs.unit_of_work import UnitOfWorkFactory
 from services.distribution.service_layer.access import DEFAULT_ADMIN_STAFF_ID
 
 REPO = Path(__file__).resolve().parents[3]
 ADMIN = DEFAULT_ADMIN_STAFF_ID
 EPOCH = datetime(2020, 1, 1, tzinfo=UTC)
+
+# Short names for the enums the tests use most.
+GUIDE, STORE, DEALER = (
+    pb.BENEFICIARY_KIND_GUIDE,
+    pb.BENEFICIARY_KIND_STORE,
+    pb.BENEFICIARY_KIND_DEALER,
+)
+OWNING, SELLING, FULFILLING = (
+    pb.COMMISSION_ROLE_OWNING_GUIDE,
+    pb.COMMISSION_ROLE_SELLING_STORE,
+    pb.COMMISSION_ROLE_FULFILLING_STORE,
+)
+REFERRING, SHIPPING_SHARE = (
+    pb.COMMISSION_ROLE_REFERRING_FRANCHISEE,
+    pb.COMMISSION_ROLE_FULFILLING_FRANCHISEE,
+)
+STORE_CH, ONLINE = 3, 1
+STORE_SALE, EXPRESS, SAME_CITY, PICKUP, GUIDE_DELIVERY = 1, 2, 3, 4, 5
 
 
 def ts(moment: datetime) -> Timestamp:
@@ -329,3 +348,33 @@ async def build_ruled_world(api: Api, stack: TestStack, member_events: Producer,
     await member_events.emit(w.id("M"), registered(w.id("M"), w.id("G1"), w.id("S1")))
     await wait_member_projected(stack, w.id("M"))
     return w
+
+
+def by_rate(flow: int, role: int) -> int:
+    return half_up(ORDER_TOTAL * rate_of(flow, role), 10_000)
+
+
+async def commissions_of(api: Api, caller: str, order_id: str) -> svc.GetOrderCommissionsResponse:
+    """The order's commissions, once its event has been applied."""
+
+    async def probe() -> svc.GetOrderCommissionsResponse:
+        response = await api.as_(caller).call(
+            "GetOrderCommissions", svc.GetOrderCommissionsRequest(order_id=order_id)
+        )
+        assert isinstance(response, svc.GetOrderCommissionsResponse)
+        return response
+
+    return await eventually(probe, timeout=30)
+
+
+def amounts(
+    response: svc.GetOrderCommissionsResponse,
+) -> dict[tuple[int, int, str], tuple[int, int]]:
+    """(role, beneficiary kind, beneficiary) → (paid, clawed back)."""
+    return {
+        (c.role, c.beneficiary_kind, c.beneficiary_id): (
+            c.paid.amount_minor,
+            c.clawed_back.amount_minor,
+        )
+        for c in response.commissions
+    }

@@ -14,31 +14,27 @@ from libs.testing.services import eventually
 from services.distribution.domain.commission_rules import allocate
 from services.distribution.domain.settlement import period_of
 from tests.integration.distribution.support import (
+    DEALER,
+    EXPRESS,
     FIXED_FLOW4_SELLING_STORE,
+    FULFILLING,
+    GUIDE,
+    ONLINE,
+    OWNING,
+    REFERRING,
+    SAME_CITY,
+    STORE,
+    STORE_CH,
+    STORE_SALE,
+    amounts,
     build_ruled_world,
+    by_rate,
+    commissions_of,
     completed,
     order,
     returned,
     ts,
 )
-from tests.integration.distribution.test_commissions import amounts, by_rate, commissions_of
-
-GUIDE, STORE, DEALER = (
-    pb.BENEFICIARY_KIND_GUIDE,
-    pb.BENEFICIARY_KIND_STORE,
-    pb.BENEFICIARY_KIND_DEALER,
-)
-OWNING, SELLING, FULFILLING = (
-    pb.COMMISSION_ROLE_OWNING_GUIDE,
-    pb.COMMISSION_ROLE_SELLING_STORE,
-    pb.COMMISSION_ROLE_FULFILLING_STORE,
-)
-REFERRING, SHIPPING_SHARE = (
-    pb.COMMISSION_ROLE_REFERRING_FRANCHISEE,
-    pb.COMMISSION_ROLE_FULFILLING_FRANCHISEE,
-)
-STORE_CH, ONLINE = 3, 1
-STORE_SALE, EXPRESS, SAME_CITY = 1, 2, 3
 
 
 @pytest.fixture

@@ -20,11 +20,27 @@ from libs.messaging import decode_envelope
 from libs.testing.services import eventually
 from services.distribution.domain.settlement import period_of
 from tests.integration.distribution.support import (
+    DEALER,
+    EXPRESS,
     FIXED_FLOW4_SELLING_STORE,
+    FULFILLING,
+    GUIDE,
+    GUIDE_DELIVERY,
+    ONLINE,
     ORDER_TOTAL,
+    OWNING,
+    PICKUP,
+    SAME_CITY,
     SAVED_SHIPPING,
+    SELLING,
     SHIPPING_SHARE_BP,
+    STORE,
+    STORE_CH,
+    STORE_SALE,
+    amounts,
     build_ruled_world,
+    by_rate,
+    commissions_of,
     completed,
     half_up,
     order,
@@ -32,47 +48,10 @@ from tests.integration.distribution.support import (
     returned,
 )
 
-GUIDE, STORE, DEALER = (
-    pb.BENEFICIARY_KIND_GUIDE,
-    pb.BENEFICIARY_KIND_STORE,
-    pb.BENEFICIARY_KIND_DEALER,
-)
-OWNING, SELLING, FULFILLING = (
-    pb.COMMISSION_ROLE_OWNING_GUIDE,
-    pb.COMMISSION_ROLE_SELLING_STORE,
-    pb.COMMISSION_ROLE_FULFILLING_STORE,
-)
-STORE_CH, ONLINE = 3, 1
-STORE_SALE, EXPRESS, SAME_CITY, PICKUP, GUIDE_DELIVERY = 1, 2, 3, 4, 5
-
-
 PUBLISHED = {
     m.DESCRIPTOR.full_name: m
     for m in (dist_events.CommissionAccruedEvent, dist_events.CommissionClawedBackEvent)
 }
-
-
-def by_rate(flow: int, role: int) -> int:
-    return half_up(ORDER_TOTAL * rate_of(flow, role), 10_000)
-
-
-async def commissions_of(api, caller: str, order_id: str) -> svc.GetOrderCommissionsResponse:
-    async def probe() -> svc.GetOrderCommissionsResponse:
-        return await api.as_(caller).call(
-            "GetOrderCommissions", svc.GetOrderCommissionsRequest(order_id=order_id)
-        )
-
-    return await eventually(probe, timeout=30)
-
-
-def amounts(response) -> dict[tuple[int, int, str], tuple[int, int]]:
-    return {
-        (c.role, c.beneficiary_kind, c.beneficiary_id): (
-            c.paid.amount_minor,
-            c.clawed_back.amount_minor,
-        )
-        for c in response.commissions
-    }
 
 
 @pytest.fixture

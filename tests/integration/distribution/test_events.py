@@ -17,8 +17,13 @@ from libs.messaging import decode_envelope
 from libs.testing import plugin
 from libs.testing.services import eventually
 from services.distribution.domain.settlement import period_of
-from tests.integration.distribution.support import build_ruled_world, completed, order
-from tests.integration.distribution.test_commissions import by_rate, commissions_of
+from tests.integration.distribution.support import (
+    build_ruled_world,
+    by_rate,
+    commissions_of,
+    completed,
+    order,
+)
 
 
 @pytest.fixture
