@@ -45,6 +45,11 @@ class Platform:
         self.pg: EmbeddedPostgres | None = None
         self.broker: EmbeddedBroker | None = None
         self.children: dict[str, subprocess.Popen[bytes]] = {}
+        self.stop_requested: list[bool] = []
+
+    def checkpoint(self) -> None:
+        if self.stop_requested:
+            raise Interrupted
 
     def start_infrastructure(self) -> None:
         if not self.env.get("OMNI_PG_DSN"):
@@ -101,6 +106,7 @@ class Platform:
                     say(f"{name} is SERVING")
             if pending and time.monotonic() > deadline:
                 raise TimeoutError(f"not SERVING after {STARTUP_TIMEOUT_S}s: {sorted(pending)}")
+            self.checkpoint()
             await asyncio.sleep(0.3)
 
     def load_demo_data(self) -> None:
@@ -182,28 +188,34 @@ async def _is_serving(address: str) -> bool:
     return bool(response.status == health_pb2.HealthCheckResponse.SERVING)
 
 
+class Interrupted(Exception):
+    """Ctrl-C or SIGTERM arrived while the platform was starting."""
+
+
 def main() -> int:
     platform = Platform()
-    stop: list[bool] = []
-    running = False
+    stop = platform.stop_requested
 
     def request_stop(_signum: int, _frame: object) -> None:
+        # Only a flag: raising from here could land inside gRPC's C core and crash it.
+        # Start-up looks at the flag between steps and while it waits.
         stop.append(True)
-        if not running:
-            # Still starting (waiting on a server or a service): give up at once.
-            raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
     try:
-        platform.start_infrastructure()
-        platform.start_services()
-        asyncio.run(platform.wait_serving())
-        platform.load_demo_data()
+        for step in (
+            platform.start_infrastructure,
+            platform.start_services,
+            lambda: asyncio.run(platform.wait_serving()),
+            platform.load_demo_data,
+        ):
+            platform.checkpoint()
+            step()
+        platform.checkpoint()
         platform.print_endpoints()
-        running = True
         return platform.watch(stop)
-    except KeyboardInterrupt:
+    except Interrupted:
         say("interrupted while starting")
         return 130
     except Exception as error:
