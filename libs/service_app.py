@@ -24,6 +24,7 @@ from libs.json_logging import setup_logging
 from libs.messaging import ensure_topics, make_producer, start_with_retry
 from libs.metrics import serve_metrics
 from libs.outbox_relay import OutboxRelay
+from libs.pg import Pg
 from libs.telemetry import flush_tracing, setup_tracing
 from libs.unit_of_work import UnitOfWorkFactory
 
@@ -48,6 +49,8 @@ class Runtime:
     producer: AIOKafkaProducer
     uow_factory: UnitOfWorkFactory
     relay: OutboxRelay
+    # Hot paths: plain asyncpg on the same database (libs/pg.py).
+    pg: Pg
 
 
 @dataclass(frozen=True)
@@ -101,7 +104,14 @@ class ServiceProcess:
         uow_factory = UnitOfWorkFactory(
             db, settings.service, settings.topic(settings.service), wakeup
         )
-        self.runtime = Runtime(settings, db, producer, uow_factory, relay)
+        pg = Pg(
+            url,
+            producer=settings.service,
+            topic=settings.topic(settings.service),
+            relay_wakeup=wakeup,
+        )
+        await pg.start()
+        self.runtime = Runtime(settings, db, producer, uow_factory, relay, pg)
         self._relay_task = asyncio.create_task(relay.run_forever(), name="outbox-relay")
 
         for spec in self.definition.consumers(self.runtime):
@@ -153,6 +163,7 @@ class ServiceProcess:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await asyncio.wait_for(self._relay_task, timeout=5)
         await self.runtime.producer.stop()
+        await self.runtime.pg.close()
         await self.runtime.db.dispose()
         flush_tracing()
         log.info("service stopped")

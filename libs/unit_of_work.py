@@ -93,25 +93,30 @@ class UnitOfWork:
             callback()
 
     def _row(self, event: PendingEvent) -> dict[str, object]:
-        occurred_at = Timestamp()
-        occurred_at.FromDatetime(datetime.now(UTC))
-        envelope = envelope_pb2.EventEnvelope(
-            event_id=str(event.event_id),
-            event_type=event.message.DESCRIPTOR.full_name,
-            occurred_at=occurred_at,
-            aggregate_id=event.aggregate_id,
-            producer=self._producer,
-            payload=event.message.SerializeToString(),
-        )
-        return {
-            "event_id": event.event_id,
-            "event_type": envelope.event_type,
-            "topic": self._topic,
-            "key": event.aggregate_id,
-            "bucket": bucket_for(event.aggregate_id),
-            "envelope": envelope.SerializeToString(),
-            "trace_context": inject_context(),
-        }
+        return outbox_row(self._producer, self._topic, event)
+
+
+def outbox_row(producer: str, topic: str, event: PendingEvent) -> dict[str, object]:
+    """The outbox row of an event: its envelope, key, bucket and the current trace context."""
+    occurred_at = Timestamp()
+    occurred_at.FromDatetime(datetime.now(UTC))
+    envelope = envelope_pb2.EventEnvelope(
+        event_id=str(event.event_id),
+        event_type=event.message.DESCRIPTOR.full_name,
+        occurred_at=occurred_at,
+        aggregate_id=event.aggregate_id,
+        producer=producer,
+        payload=event.message.SerializeToString(),
+    )
+    return {
+        "event_id": event.event_id,
+        "event_type": envelope.event_type,
+        "topic": topic,
+        "key": event.aggregate_id,
+        "bucket": bucket_for(event.aggregate_id),
+        "envelope": envelope.SerializeToString(),
+        "trace_context": inject_context(),
+    }
 
 
 class UnitOfWorkFactory:

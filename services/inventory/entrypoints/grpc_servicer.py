@@ -335,6 +335,12 @@ class InventoryServicer(pb_grpc.InventoryServiceServicer):
 
         return await run_idempotent(self.uow, "Reserve", request, pb.ReserveResponse, handle)
 
+    async def ReserveBatch(
+        self, request: pb.ReserveBatchRequest, context: Context
+    ) -> pb.ReserveBatchResponse:
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "ReserveBatch is being built")
+        raise AssertionError("unreachable")
+
     async def ConfirmReservation(
         self, request: pb.ConfirmReservationRequest, context: Context
     ) -> pb.ConfirmReservationResponse:
