@@ -7,6 +7,7 @@ import hashlib
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
+import asyncpg
 import sqlalchemy as sa
 from google.protobuf.message import Message
 from sqlalchemy.dialects.postgresql import insert
@@ -98,3 +99,51 @@ async def run_idempotent(
         )
         await uow.commit()
         return response
+
+
+async def run_idempotent_on(
+    conn: asyncpg.Connection,
+    method: str,
+    request: Message,
+    response_type: type[ResponseT],
+    handle: Callable[[], Awaitable[ResponseT]],
+    *,
+    caller: str = "",
+) -> ResponseT:
+    """``run_idempotent`` for hot paths on a plain asyncpg connection, inside the caller's
+    transaction (libs/pg.py): the claim, the work ``handle`` does on the same connection and
+    the stored response commit together."""
+    request_id: str = getattr(request, "request_id")  # noqa: B009 - every mutating request has one
+    validate_request_id(request_id)
+    digest = fingerprint(request, caller)
+    claimed = await conn.fetchval(
+        "INSERT INTO processed_requests (method, request_id, fingerprint) VALUES ($1, $2, $3) "
+        "ON CONFLICT DO NOTHING RETURNING request_id",
+        method,
+        request_id,
+        digest,
+    )
+    if claimed is None:
+        row = await conn.fetchrow(
+            "SELECT fingerprint, response FROM processed_requests "
+            "WHERE method = $1 AND request_id = $2",
+            method,
+            request_id,
+        )
+        assert row is not None
+        if bytes(row["fingerprint"]) != digest:
+            raise InvalidArgument(
+                [FieldViolation("request_id", "was already used for a different request")]
+            )
+        stored = response_type()
+        if row["response"] is not None:
+            stored.ParseFromString(bytes(row["response"]))
+        return stored
+    response = await handle()
+    await conn.execute(
+        "UPDATE processed_requests SET response = $3 WHERE method = $1 AND request_id = $2",
+        method,
+        request_id,
+        response.SerializeToString(),
+    )
+    return response

@@ -68,6 +68,15 @@ class UnitOfWork:
             await self.session.close()
 
     @property
+    def producer(self) -> str:
+        return self._producer
+
+    @property
+    def topic(self) -> str:
+        """Where this unit of work's events go."""
+        return self._topic
+
+    @property
     def emitted(self) -> list[PendingEvent]:
         """The events this unit of work will write (or wrote) to the outbox, in order."""
         return list(self._events)

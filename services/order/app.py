@@ -26,7 +26,7 @@ def context(runtime: Runtime) -> OrderContext:
     key = id(runtime)
     if key not in _contexts:
         _contexts[key] = OrderContext(
-            runtime.uow_factory,
+            runtime.pg,
             InventoryClient(runtime.settings),
             CatalogClient(runtime.settings),
             OrderConfig.from_settings(runtime.settings),

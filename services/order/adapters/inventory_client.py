@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import NoReturn
 
 import grpc
@@ -16,17 +16,16 @@ from omni.inventory.v1 import inventory_pb2 as res
 from omni.inventory.v1 import inventory_service_pb2 as inv
 from omni.inventory.v1 import inventory_service_pb2_grpc as inv_grpc
 
+from libs.batching import Batcher
 from libs.config import Settings
 from libs.errors import FailedPrecondition, Unavailable
 from libs.grpc_client import peer_channel
+from services.order.adapters.location_directory import CAPABILITIES, LocationDirectory
 from services.order.domain.routing import Candidate, Capability, haversine_meters
 
-CAPABILITIES = {
-    res.CAPABILITY_EXPRESS_SHIPPING: Capability.EXPRESS_SHIPPING,
-    res.CAPABILITY_SAME_CITY_DELIVERY: Capability.SAME_CITY_DELIVERY,
-    res.CAPABILITY_PICKUP: Capability.PICKUP,
-    res.CAPABILITY_TRANSFER: Capability.TRANSFER,
-}
+CAPABILITIES_PB = {v: k for k, v in CAPABILITIES.items()}
+# Holds per ReserveBatch call (inventory takes at most 500).
+MAX_HOLDS_PER_CALL = 200
 log = logging.getLogger(__name__)
 # The longest hold inventory grants: the order service ends holds itself (unpaid expiry,
 # cancel), so inventory's own expiry is only the last safety net.
@@ -74,6 +73,37 @@ class HoldLine:
     quantity: int
 
 
+@dataclass(frozen=True)
+class FirstFitHold:
+    """Hold the whole order at the first of ``candidates`` that can take every line."""
+
+    key: str
+    channel: str
+    # (line id, sku, quantity)
+    lines: tuple[tuple[str, str, int], ...]
+    candidates: tuple[str, ...]
+    capability: Capability | None
+    require_open_now: bool
+    # A sale at the counter: held and confirmed (the goods leave now) in one step.
+    confirm: bool
+    locations_version: int
+
+
+@dataclass(frozen=True)
+class FirstFitAnswer:
+    # Where the whole order is held ("" when refused).
+    location_id: str = ""
+    # Refused: why; stale: the ranking was made from locations that changed since.
+    reason: str = ""
+    stale: bool = False
+    # Candidates ranked before the one that took it (or all, when refused), and why not.
+    skipped: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def held(self) -> bool:
+        return bool(self.location_id)
+
+
 def _raise(exc: grpc.aio.AioRpcError, what: str) -> NoReturn:
     if exc.code() in TRANSIENT:
         raise Unavailable(f"inventory unavailable during {what}: {exc.details()}") from exc
@@ -101,10 +131,80 @@ def _place(loc: res.Location) -> Place:
 class InventoryClient:
     def __init__(self, settings: Settings) -> None:
         self._channel = peer_channel(settings, "inventory")
-        self._stub = inv_grpc.InventoryServiceStub(self._channel)
+        self._stub: inv_grpc.InventoryServiceAsyncStub = inv_grpc.InventoryServiceStub(
+            self._channel
+        )
+        self.directory = LocationDirectory(self._stub)
+        # Concurrent captures share ReserveBatch calls (group commit at inventory).
+        self._holds: Batcher[FirstFitHold, FirstFitAnswer] = Batcher(
+            self._hold_batch, max_batch=MAX_HOLDS_PER_CALL, name="reserve-batch"
+        )
 
     async def close(self) -> None:
+        await self._holds.close()
         await self._channel.close()
+
+    async def hold_first_fit(self, hold: FirstFitHold) -> FirstFitAnswer:
+        """Idempotent on ``hold.key``: asking again answers as the first time did."""
+        return await self._holds.submit(hold)
+
+    async def _hold_batch(
+        self, holds: Sequence[FirstFitHold]
+    ) -> list[FirstFitAnswer | BaseException]:
+        try:
+            got = await self._stub.ReserveBatch(
+                inv.ReserveBatchRequest(
+                    holds=[
+                        inv.HoldRequest(
+                            order_id=h.key,
+                            channel=h.channel,
+                            ttl_seconds=MAX_HOLD_SECONDS,
+                            lines=[
+                                res.ReservationLine(line_id=line_id, sku_code=sku, quantity=qty)
+                                for line_id, sku, qty in h.lines
+                            ],
+                            candidate_location_ids=list(h.candidates),
+                            required_capability=CAPABILITIES_PB[h.capability]
+                            if h.capability is not None
+                            else res.CAPABILITY_UNSPECIFIED,
+                            require_open_now=h.require_open_now,
+                            confirm=h.confirm,
+                            locations_version=h.locations_version,
+                        )
+                        for h in holds
+                    ]
+                )
+            )
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() in TRANSIENT:
+                raise Unavailable(
+                    f"inventory unavailable during ReserveBatch: {exc.details()}"
+                ) from exc
+            if exc.code() == grpc.StatusCode.UNIMPLEMENTED:
+                # An inventory without batched holds: every order is routed in full.
+                return [FirstFitAnswer(reason="inventory holds one order at a time")] * len(holds)
+            raise InventoryRefused(
+                f"inventory refused ReserveBatch ({exc.code().name}): {exc.details()}"
+            ) from exc
+        answers: list[FirstFitAnswer | BaseException] = []
+        for result in got.results:
+            skipped = {s.location_id: s.reason for s in result.skipped}
+            if result.code == inv.HOLD_CODE_OK:
+                where = result.reservation.lines[0].location_id if result.reservation.lines else ""
+                answers.append(FirstFitAnswer(location_id=where, skipped=skipped))
+            elif result.code == inv.HOLD_CODE_STALE_LOCATIONS:
+                answers.append(FirstFitAnswer(reason=result.message, stale=True))
+            else:
+                answers.append(
+                    FirstFitAnswer(
+                        reason=result.message or "no candidate could take it", skipped=skipped
+                    )
+                )
+        if len(answers) != len(holds):
+            raise InventoryRefused(
+                f"inventory answered {len(answers)} holds for {len(holds)} asked"
+            )
+        return answers
 
     async def place(self, location_id: str) -> Place | None:
         try:

@@ -10,6 +10,7 @@ from omni.common.v1.money_pb2 import Money
 from omni.order.v1 import order_pb2 as pb
 from omni.order.v1 import order_service_pb2 as svc
 
+from services.order.domain.order import Fulfilment, HistoryEntry, Order, OrderReturn, address_json
 from services.order.domain.orders import Address, AisleHandover, Mode, NewLine, NewOrder, Payment
 from services.order.domain.state_machine import FulfilmentStatus, Handover, OrderStatus
 
@@ -86,20 +87,6 @@ def address_from_proto(request: svc.CaptureOrderRequest) -> Address | None:
     return Address(a.province, a.city, a.district, a.street, a.postal_code, a.latitude, a.longitude)
 
 
-def address_to_json(address: Address | None) -> dict[str, Any] | None:
-    if address is None:
-        return None
-    return {
-        "province": address.province,
-        "city": address.city,
-        "district": address.district,
-        "street": address.street,
-        "postal_code": address.postal_code,
-        "latitude": address.latitude,
-        "longitude": address.longitude,
-    }
-
-
 def address_to_proto(data: dict[str, Any] | None) -> pb.Address | None:
     if not data:
         return None
@@ -136,74 +123,77 @@ def new_order_from_proto(request: svc.CaptureOrderRequest) -> NewOrder:
     )
 
 
-def fulfilment_to_proto(row: dict[str, Any]) -> pb.FulfilmentOrder:
+def fulfilment_to_proto(f: Fulfilment) -> pb.FulfilmentOrder:
     return pb.FulfilmentOrder(
-        fulfilment_id=row["fulfilment_id"],
-        order_id=row["order_id"],
-        location_id=row["location_id"],
-        status=FULFILMENT_STATUSES_PB[FulfilmentStatus(row["status"])],
-        handover=HANDOVERS_PB[Handover(row["handover"])],
+        fulfilment_id=f.fulfilment_id,
+        order_id=f.order_id,
+        location_id=f.location_id,
+        status=FULFILMENT_STATUSES_PB[f.status],
+        handover=HANDOVERS_PB[f.handover],
         items=[
             pb.FulfilmentItem(line_id=i["line_id"], sku_code=i["sku_code"], quantity=i["quantity"])
-            for i in row["items"]
+            for i in f.items
         ],
-        address=address_to_proto(row["address"]),
-        handover_store_id=row["handover_store_id"],
-        transfer_id=row["transfer_id"],
-        distance_meters=row["distance_meters"],
-        route_hint=row["route_hint"],
-        assignee=row["assignee"],
-        create_time=ts(row["created_at"]),
-        update_time=ts(row["updated_at"]),
+        address=address_to_proto(f.address),
+        handover_store_id=f.handover_store_id,
+        transfer_id=f.transfer_id,
+        distance_meters=f.distance_meters,
+        route_hint=f.route_hint,
+        assignee=f.assignee,
+        create_time=ts(f.created_at),
+        update_time=ts(f.updated_at),
     )
 
 
 def order_to_proto(
-    order: dict[str, Any], lines: list[dict[str, Any]], fulfilments: list[dict[str, Any]]
+    order: Order, *, status: OrderStatus | None = None, with_fulfilments: bool = True
 ) -> pb.Order:
-    currency = order["currency"]
+    """The order as the API shows it (``status``: as it was when an event happened)."""
+    currency = order.currency
     return pb.Order(
-        order_id=order["order_id"],
-        channel_id=order["channel_id"],
-        channel_kind=order["channel_kind"],
-        channel_order_id=order["channel_order_id"],
-        member_id=order["member_id"],
-        fulfilment_mode=MODES_PB[Mode(order["mode"])],
-        endless_aisle_handover=AISLE_PB[AisleHandover(order["aisle_handover"])],
-        selling_store_id=order["selling_store_id"],
-        selling_guide_staff_id=order["selling_guide_staff_id"],
-        referring_guide_code=order["referring_guide_code"],
-        pickup_store_id=order["pickup_store_id"],
-        delivery_address=address_to_proto(order["address"]),
+        order_id=order.order_id,
+        channel_id=order.channel_id,
+        channel_kind=order.channel_kind,  # type: ignore[arg-type]
+        channel_order_id=order.channel_order_id,
+        member_id=order.member_id,
+        fulfilment_mode=MODES_PB[order.mode],
+        endless_aisle_handover=AISLE_PB[order.aisle_handover],
+        selling_store_id=order.selling_store_id,
+        selling_guide_staff_id=order.selling_guide_staff_id,
+        referring_guide_code=order.referring_guide_code,
+        pickup_store_id=order.pickup_store_id,
+        delivery_address=address_to_proto(address_json(order.address)),
         lines=[
             pb.OrderLine(
-                line_id=line["line_id"],
-                sku_code=line["sku_code"],
-                quantity=line["quantity"],
-                unit_price=money(line["unit_price_minor"], currency),
-                discount=money(line["discount_minor"], currency),
-                line_total=money(line["line_total_minor"], currency),
-                category_code=line["category_code"],
+                line_id=line.line_id,
+                sku_code=line.sku_code,
+                quantity=line.quantity,
+                unit_price=money(line.unit_price_minor, currency),
+                discount=money(line.discount_minor, currency),
+                line_total=money(line.line_total_minor, currency),
+                category_code=line.category_code,
             )
-            for line in lines
+            for line in order.lines
         ],
         fulfilments=[
             pb.FulfilmentSummary(
-                fulfilment_id=f["fulfilment_id"],
-                location_id=f["location_id"],
-                line_ids=[i["line_id"] for i in f["items"]],
+                fulfilment_id=f.fulfilment_id,
+                location_id=f.location_id,
+                line_ids=[i["line_id"] for i in f.items],
             )
-            for f in fulfilments
-            if f["status"] != FulfilmentStatus.PLANNED.value
-        ],
-        total=money(order["total_minor"], currency),
-        create_time=ts(order["created_at"]),
-        status=STATUSES_PB[OrderStatus(order["status"])],
-        payment_state=PAYMENTS_PB[Payment(order["payment"])],
-        guest_contact=order["guest_contact"],
-        stock_channel=order["stock_channel"],
-        cancel_reason=order["cancel_reason"],
-        update_time=ts(order["updated_at"]),
+            for f in order.fulfilments
+            if f.status is not FulfilmentStatus.PLANNED
+        ]
+        if with_fulfilments
+        else [],
+        total=money(order.total_minor, currency),
+        create_time=ts(order.created_at),
+        status=STATUSES_PB[status or order.status],
+        payment_state=PAYMENTS_PB[order.payment],
+        guest_contact=order.guest_contact,
+        stock_channel=order.stock_channel,
+        cancel_reason=order.cancel_reason,
+        update_time=ts(order.updated_at),
     )
 
 
@@ -233,22 +223,22 @@ def routing_to_proto(data: dict[str, Any] | None, attempts: int) -> pb.RoutingDe
     )
 
 
-def history_to_proto(row: dict[str, Any]) -> pb.OrderHistoryEntry:
+def history_to_proto(h: HistoryEntry) -> pb.OrderHistoryEntry:
     return pb.OrderHistoryEntry(
-        from_status=STATUSES_PB[OrderStatus(row["from_status"])],
-        to_status=STATUSES_PB[OrderStatus(row["to_status"])],
-        note=row["note"],
-        time=ts(row["at"]),
+        from_status=STATUSES_PB[h.from_status],
+        to_status=STATUSES_PB[h.to_status],
+        note=h.note,
+        time=ts(h.at),
     )
 
 
-def return_to_proto(row: dict[str, Any]) -> pb.OrderReturn:
-    currency = row["currency"]
+def return_to_proto(r: OrderReturn) -> pb.OrderReturn:
+    currency = r.currency
     return pb.OrderReturn(
-        return_id=row["return_id"],
-        order_id=row["order_id"],
-        receiving_location_id=row["receiving_location_id"],
-        by_post=row["by_post"],
+        return_id=r.return_id,
+        order_id=r.order_id,
+        receiving_location_id=r.receiving_location_id,
+        by_post=r.by_post,
         lines=[
             pb.ReturnedLine(
                 line_id=line["line_id"],
@@ -256,10 +246,10 @@ def return_to_proto(row: dict[str, Any]) -> pb.OrderReturn:
                 quantity=line["quantity"],
                 refund=money(line["refund_minor"], currency),
             )
-            for line in row["lines"]
+            for line in r.lines
         ],
-        refund_total=money(row["refund_total_minor"], currency),
-        receive_time=ts(row["received_at"]),
+        refund_total=money(r.refund_total_minor, currency),
+        receive_time=ts(r.received_at),
     )
 
 

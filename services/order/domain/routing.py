@@ -21,6 +21,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import Any
 
 
 class Strategy(Enum):
@@ -165,6 +166,23 @@ def _capability_reason(request: Request, candidate: Candidate) -> tuple[str, boo
     return None
 
 
+def _classify(request: Request, rules: Rules, c: Candidate) -> _Eligible | Verdict:
+    """Eligible (and how: directly or by transfer), or the verdict excluding it before
+    stock is looked at."""
+    same_city = bool(request.city) and c.city == request.city
+    if c.location_id in rules.excluded_location_ids:
+        return Verdict(
+            c.location_id, False, "excluded by the channel's rules", c.distance_meters, same_city
+        )
+    excluded = _capability_reason(request, c)
+    if excluded is not None:
+        return Verdict(c.location_id, False, excluded[0], c.distance_meters, same_city)
+    via_transfer = (
+        request.strategy is Strategy.BRING_TO_STORE and c.location_id != request.handover_store_id
+    )
+    return _Eligible(c, via_transfer, same_city, {k: v for k, v in c.available.items() if v > 0})
+
+
 def _rank_key(rules: Rules, e: _Eligible) -> tuple[int, float, int, str]:
     c = e.candidate
     # Handing over where the goods already are always beats a transfer.
@@ -202,29 +220,11 @@ def route(request: Request, candidates: Sequence[Candidate], rules: Rules) -> De
             continue
         seen.add(c.location_id)
         seen_order.append(c.location_id)
-        same_city = bool(request.city) and c.city == request.city
-        if c.location_id in rules.excluded_location_ids:
-            verdicts[c.location_id] = Verdict(
-                c.location_id,
-                False,
-                "excluded by the channel's rules",
-                c.distance_meters,
-                same_city,
-            )
-            continue
-        excluded = _capability_reason(request, c)
-        if excluded is not None:
-            verdicts[c.location_id] = Verdict(
-                c.location_id, False, excluded[0], c.distance_meters, same_city
-            )
-            continue
-        via_transfer = (
-            request.strategy is Strategy.BRING_TO_STORE
-            and c.location_id != request.handover_store_id
-        )
-        eligible.append(
-            _Eligible(c, via_transfer, same_city, {k: v for k, v in c.available.items() if v > 0})
-        )
+        found = _classify(request, rules, c)
+        if isinstance(found, Verdict):
+            verdicts[c.location_id] = found
+        else:
+            eligible.append(found)
     ranked = sorted(eligible, key=lambda e: _rank_key(rules, e))
     rank_of = {e.candidate.location_id: i for i, e in enumerate(ranked)}
 
@@ -321,4 +321,149 @@ def _leg(e: _Eligible, lines: Sequence[Line]) -> Leg:
         e.via_transfer,
         e.candidate.distance_meters,
         e.same_city,
+    )
+
+
+# --- first fit: the whole order at the best-ranked location that has all of it -------------
+#
+# Rule 4 makes the winner of an order that one location can serve "the best-ranked eligible
+# location holding every line" — and the ranking never looks at stock. So the order service
+# ranks the locations it knows (no stock needed) and asks inventory to hold the whole order
+# at the first of them that has everything, in one atomic step; only when none can does it
+# route in full (split, transfers) as above.
+
+
+@dataclass(frozen=True)
+class Place:
+    """A location as routing sees it before stock: where it is and what it can do."""
+
+    location_id: str
+    city: str
+    capabilities: frozenset[Capability]
+    distance_meters: float | None = None
+
+
+@dataclass(frozen=True)
+class Ranking:
+    # Locations that could take the whole order directly, best first.
+    direct: tuple[_Eligible, ...]
+    # Eligible only through a transfer (routed in full when no direct one can serve).
+    by_transfer: tuple[_Eligible, ...]
+    # Not eligible, with the reason.
+    excluded: tuple[Verdict, ...]
+
+
+def rank_places(request: Request, places: Sequence[Place], rules: Rules) -> Ranking:
+    """Every place classified and the eligible ones ranked (same rules as ``route``;
+    whether a same-city location is open now is left to the hold, which checks it)."""
+    direct: list[_Eligible] = []
+    transfer: list[_Eligible] = []
+    excluded: list[Verdict] = []
+    for p in places:
+        candidate = Candidate(p.location_id, p.city, p.capabilities, {}, p.distance_meters)
+        found = _classify(request, rules, candidate)
+        if isinstance(found, Verdict):
+            excluded.append(found)
+        elif found.via_transfer:
+            transfer.append(found)
+        else:
+            direct.append(found)
+    direct.sort(key=lambda e: _rank_key(rules, e))
+    transfer.sort(key=lambda e: _rank_key(rules, e))
+    return Ranking(tuple(direct), tuple(transfer), tuple(excluded))
+
+
+def first_fit_decision(
+    request: Request,
+    ranking: Ranking,
+    rules: Rules,
+    winner_id: str,
+    skipped: Mapping[str, str],
+    max_verdicts: int = 50,
+) -> Decision:
+    """The explanation of a whole-order hold at ``winner_id``: the locations ranked before
+    it could not take it (``skipped``: inventory's reasons), the ones after were ranked
+    below, the others were not eligible. At most ``max_verdicts`` verdicts: the winner,
+    those tried before it, then the nearest of the rest."""
+    winner = next(e for e in ranking.direct if e.candidate.location_id == winner_id)
+    lines = tuple(line.line_id for line in request.lines)
+    leg = Leg(winner_id, lines, False, winner.candidate.distance_meters, winner.same_city)
+    chosen = Verdict(
+        winner_id,
+        True,
+        f"serves lines {', '.join(lines)} directly (one location serves the whole order)"
+        + _why_ranked(winner),
+        winner.candidate.distance_meters,
+        winner.same_city,
+        lines,
+        False,
+    )
+    verdicts = [chosen]
+    before = True
+    rest: list[Verdict] = []
+    for e in ranking.direct:
+        c = e.candidate
+        if c.location_id == winner_id:
+            before = False
+            continue
+        if before:
+            reason = skipped.get(c.location_id, "could not take every line")
+            verdicts.append(Verdict(c.location_id, False, reason, c.distance_meters, e.same_city))
+        else:
+            rest.append(_ranked_below(e, winner))
+    rest.extend(_ranked_below(e, winner) for e in ranking.by_transfer)
+    rest.extend(ranking.excluded)
+    rest.sort(key=lambda v: (v.distance_meters is None, v.distance_meters or 0.0, v.location_id))
+    verdicts.extend(rest[: max(0, max_verdicts - len(verdicts))])
+    verdicts.sort(key=lambda v: v.location_id)
+    return Decision(True, (leg,), tuple(verdicts), "", rules.version)
+
+
+def _ranked_below(e: _Eligible, winner: _Eligible) -> Verdict:
+    c = e.candidate
+    return Verdict(
+        c.location_id,
+        False,
+        f"ranked below {winner.candidate.location_id}{_why_ranked(winner)}",
+        c.distance_meters,
+        e.same_city,
+    )
+
+
+def ranking_to_json(ranking: Ranking, limit: int = 50) -> dict[str, Any]:
+    """What a first-fit hold's explanation needs of the ranking, kept with the order while
+    the hold is asked (bounded: the first ``limit`` of each kind)."""
+
+    def eligible(items: Sequence[_Eligible]) -> list[list[Any]]:
+        return [
+            [e.candidate.location_id, e.candidate.city, e.candidate.distance_meters, e.same_city]
+            for e in items[:limit]
+        ]
+
+    return {
+        "direct": eligible(ranking.direct),
+        "by_transfer": eligible(ranking.by_transfer),
+        "excluded": [
+            [v.location_id, v.reason, v.distance_meters, v.same_city]
+            for v in sorted(
+                ranking.excluded,
+                key=lambda v: (v.distance_meters is None, v.distance_meters or 0.0, v.location_id),
+            )[:limit]
+        ],
+    }
+
+
+def ranking_from_json(data: Mapping[str, Any]) -> Ranking:
+    def eligible(items: Sequence[Sequence[Any]], via_transfer: bool) -> tuple[_Eligible, ...]:
+        return tuple(
+            _Eligible(
+                Candidate(str(i[0]), str(i[1]), frozenset(), {}, i[2]), via_transfer, bool(i[3])
+            )
+            for i in items
+        )
+
+    return Ranking(
+        eligible(data["direct"], False),
+        eligible(data["by_transfer"], True),
+        tuple(Verdict(str(i[0]), False, str(i[1]), i[2], bool(i[3])) for i in data["excluded"]),
     )

@@ -10,16 +10,14 @@ from omni.order.v1 import order_pb2 as pb
 from omni.order.v1 import order_service_pb2 as svc
 from omni.order.v1 import order_service_pb2_grpc as svc_grpc
 
-from libs.errors import InvalidArgument, NotFound
-from libs.idempotency import run_idempotent, validate_request_id
+from libs.errors import InvalidArgument
 from libs.pagination import decode_token, encode_token, page_size
 from libs.proto_input import field_time
-from libs.unit_of_work import UnitOfWork
 from services.order.adapters import proto
-from services.order.adapters.repository import OrderRepository
-from services.order.domain import orders as order_rules
+from services.order.adapters.order_store import OrderFilter
+from services.order.domain.order import Order
 from services.order.domain.state_machine import Step
-from services.order.service_layer import orders, workflow
+from services.order.service_layer import orders
 from services.order.service_layer.context import OrderContext
 
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -42,153 +40,79 @@ def _order_position(token: str) -> tuple[datetime, str] | None:
         raise InvalidArgument.field("page_token", "is not a token this service issued") from exc
 
 
+def _detail(order: Order, *, full: bool) -> svc.GetOrderResponse:
+    return svc.GetOrderResponse(
+        order=proto.order_to_proto(order),
+        routing=proto.routing_to_proto(order.routing, order.routing_attempts),
+        fulfilment_orders=[
+            proto.fulfilment_to_proto(f) for f in order.fulfilments if f.status.value != "planned"
+        ],
+        history=[proto.history_to_proto(h) for h in order.history] if full else [],
+        returns=[proto.return_to_proto(r) for r in order.returns] if full else [],
+    )
+
+
 class OrderServicer(svc_grpc.OrderServiceServicer):
     def __init__(self, ctx: OrderContext) -> None:
         self.ctx = ctx
 
-    async def _order(self, order_id: str, *, full: bool = True) -> svc.GetOrderResponse:
-        async with self.ctx.uow() as uow:
-            repo = OrderRepository(uow.session)
-            row = await repo.get(order_id)
-            if row is None:
-                raise NotFound(f"order {order_id} not found")
-            lines = await repo.lines(order_id)
-            fulfilments = await repo.fulfilments_of(order_id)
-            return svc.GetOrderResponse(
-                order=proto.order_to_proto(row.data, lines, fulfilments),
-                routing=proto.routing_to_proto(row["routing"], row["routing_attempts"]),
-                fulfilment_orders=[
-                    proto.fulfilment_to_proto(f) for f in fulfilments if f["status"] != "planned"
-                ],
-                history=[proto.history_to_proto(h) for h in await repo.history(order_id)]
-                if full
-                else [],
-                returns=[proto.return_to_proto(r) for r in await repo.returns_of(order_id)]
-                if full
-                else [],
-            )
-
     async def CaptureOrder(
         self, request: svc.CaptureOrderRequest, context: Context
     ) -> svc.CaptureOrderResponse:
-        validate_request_id(request.request_id)
-        new = proto.new_order_from_proto(request)
-        order_rules.validate(new)
-        async with self.ctx.uow() as uow:
-            known = await orders.existing_capture(OrderRepository(uow.session), new)
-        inserted = False
-        if known is None:
-            categories = await orders.check_references(self.ctx, new)
-
-            async def handle(uow: UnitOfWork) -> svc.CaptureOrderResponse:
-                nonlocal inserted
-                order_id, inserted = await orders.insert_order(uow, new, categories)
-                return svc.CaptureOrderResponse(order=pb.Order(order_id=order_id))
-
-            created = await run_idempotent(
-                self.ctx.uow, "CaptureOrder", request, svc.CaptureOrderResponse, handle
-            )
-            known = created.order.order_id
-        if not inserted:
-            await orders.resent_payment(self.ctx, known, new.payment)
-        await workflow.drive(self.ctx, known)
-        got = await self._order(known, full=False)
-        return svc.CaptureOrderResponse(order=got.order, routing=got.routing)
+        order = await orders.capture(self.ctx, request)
+        return svc.CaptureOrderResponse(
+            order=proto.order_to_proto(order),
+            routing=proto.routing_to_proto(order.routing, order.routing_attempts),
+        )
 
     async def PayOrder(
         self, request: svc.PayOrderRequest, context: Context
     ) -> svc.PayOrderResponse:
-        async def handle(uow: UnitOfWork) -> svc.PayOrderResponse:
-            await orders.pay(uow, request.order_id, proto.PAYMENTS.get(request.payment_state))
-            return svc.PayOrderResponse()
-
-        await run_idempotent(self.ctx.uow, "PayOrder", request, svc.PayOrderResponse, handle)
-        await workflow.drive(self.ctx, request.order_id)
-        return svc.PayOrderResponse(order=(await self._order(request.order_id, full=False)).order)
+        order = await orders.pay(self.ctx, request)
+        return svc.PayOrderResponse(order=proto.order_to_proto(order))
 
     async def CancelOrder(
         self, request: svc.CancelOrderRequest, context: Context
     ) -> svc.CancelOrderResponse:
-        async def handle(uow: UnitOfWork) -> svc.CancelOrderResponse:
-            await orders.request_cancel(uow, request.order_id, request.reason or "customer")
-            return svc.CancelOrderResponse()
-
-        await run_idempotent(self.ctx.uow, "CancelOrder", request, svc.CancelOrderResponse, handle)
-        await workflow.drive(self.ctx, request.order_id)
-        return svc.CancelOrderResponse(
-            order=(await self._order(request.order_id, full=False)).order
-        )
-
-    async def _step(
-        self, method: str, request: Any, step: Step, assignee: str = ""
-    ) -> pb.FulfilmentOrder:
-        async def handle(uow: UnitOfWork) -> svc.ShipFulfilmentResponse:
-            result = await orders.fulfilment_step(
-                self.ctx, uow, request.fulfilment_id, step, assignee
-            )
-            return svc.ShipFulfilmentResponse(
-                fulfilment_order=proto.fulfilment_to_proto(result.fulfilment)
-            )
-
-        done = await run_idempotent(
-            self.ctx.uow, method, request, svc.ShipFulfilmentResponse, handle
-        )
-        return done.fulfilment_order
+        order = await orders.cancel(self.ctx, request)
+        return svc.CancelOrderResponse(order=proto.order_to_proto(order))
 
     async def ShipFulfilment(
         self, request: svc.ShipFulfilmentRequest, context: Context
     ) -> svc.ShipFulfilmentResponse:
-        f = await self._step("ShipFulfilment", request, Step.SHIP, request.assignee)
+        f, _ = await orders.fulfilment_step(
+            self.ctx, "ShipFulfilment", request, Step.SHIP, request.assignee
+        )
         return svc.ShipFulfilmentResponse(fulfilment_order=f)
 
     async def MarkReadyForPickup(
         self, request: svc.MarkReadyForPickupRequest, context: Context
     ) -> svc.MarkReadyForPickupResponse:
-        f = await self._step("MarkReadyForPickup", request, Step.READY)
+        f, _ = await orders.fulfilment_step(self.ctx, "MarkReadyForPickup", request, Step.READY)
         return svc.MarkReadyForPickupResponse(fulfilment_order=f)
 
     async def ConfirmDelivery(
         self, request: svc.ConfirmDeliveryRequest, context: Context
     ) -> svc.ConfirmDeliveryResponse:
-        f = await self._step("ConfirmDelivery", request, Step.DELIVER)
-        return svc.ConfirmDeliveryResponse(
-            fulfilment_order=f, order=(await self._order(f.order_id)).order
+        f, order_id = await orders.fulfilment_step(
+            self.ctx, "ConfirmDelivery", request, Step.DELIVER
         )
+        order = await orders.get_order(self.ctx, order_id)
+        return svc.ConfirmDeliveryResponse(fulfilment_order=f, order=proto.order_to_proto(order))
 
     async def ReceiveReturn(
         self, request: svc.ReceiveReturnRequest, context: Context
     ) -> svc.ReceiveReturnResponse:
-        record: dict[str, Any] = {}
-
-        async def handle(uow: UnitOfWork) -> svc.ReceiveReturnResponse:
-            record.update(
-                await orders.receive_return(
-                    self.ctx,
-                    uow,
-                    request.order_id,
-                    request.receiving_location_id,
-                    request.by_post,
-                    [
-                        orders.ReturnLine(
-                            line.line_id, line.quantity, CONDITIONS.get(line.condition)
-                        )
-                        for line in request.lines
-                    ],
-                )
-            )
-            return svc.ReceiveReturnResponse(order_return=proto.return_to_proto(record))
-
-        done = await run_idempotent(
-            self.ctx.uow, "ReceiveReturn", request, svc.ReceiveReturnResponse, handle
-        )
-        if record:
-            await orders.finish_restock(self.ctx, record)
-        return done
+        lines = [
+            orders.ReturnLine(line.line_id, line.quantity, CONDITIONS.get(line.condition))
+            for line in request.lines
+        ]
+        return await orders.receive_return(self.ctx, request, lines)
 
     async def GetOrder(
         self, request: svc.GetOrderRequest, context: Context
     ) -> svc.GetOrderResponse:
-        return await self._order(request.order_id)
+        return _detail(await orders.get_order(self.ctx, request.order_id, details=True), full=True)
 
     async def ListOrders(
         self, request: svc.ListOrdersRequest, context: Context
@@ -200,9 +124,9 @@ class OrderServicer(svc_grpc.OrderServiceServicer):
             status = proto.STATUSES.get(request.status)
             if status is None:
                 raise InvalidArgument.field("status", "is not a known order status")
-        async with self.ctx.uow() as uow:
-            repo = OrderRepository(uow.session)
-            rows = await repo.list_orders(
+        found = await orders.list_orders(
+            self.ctx,
+            OrderFilter(
                 channel_id=request.channel_id,
                 store_id=request.store_id,
                 guide_staff_id=request.guide_staff_id,
@@ -211,39 +135,27 @@ class OrderServicer(svc_grpc.OrderServiceServicer):
                 created_from=field_time(request, "create_time_from"),
                 created_to=field_time(request, "create_time_to"),
                 after=after,
-                limit=size + 1,
-            )
-            page = rows[:size]
-            lines = await repo.lines_for([r.order_id for r in page])
-            out = [proto.order_to_proto(r.data, lines[r.order_id], []) for r in page]
+            ),
+            size + 1,
+        )
+        page = found[:size]
         token = (
-            encode_token([page[-1]["created_at"].isoformat(), page[-1].order_id])
-            if len(rows) > size
+            encode_token([page[-1].created_at.isoformat(), page[-1].order_id])
+            if len(found) > size
             else ""
         )
-        return svc.ListOrdersResponse(orders=out, next_page_token=token)
+        return svc.ListOrdersResponse(
+            orders=[proto.order_to_proto(o, with_fulfilments=False) for o in page],
+            next_page_token=token,
+        )
 
     async def SetRoutingRules(
         self, request: svc.SetRoutingRulesRequest, context: Context
     ) -> svc.SetRoutingRulesResponse:
-        async def handle(uow: UnitOfWork) -> svc.SetRoutingRulesResponse:
-            row = await orders.set_rules(uow, request.rules)
-            return svc.SetRoutingRulesResponse(rules=proto.rules_to_proto(row))
-
-        return await run_idempotent(
-            self.ctx.uow, "SetRoutingRules", request, svc.SetRoutingRulesResponse, handle
-        )
+        return await orders.set_rules(self.ctx, request)
 
     async def GetRoutingRules(
         self, request: svc.GetRoutingRulesRequest, context: Context
     ) -> svc.GetRoutingRulesResponse:
-        if not request.channel_id:
-            raise InvalidArgument.field("channel_id", "is required")
-        async with self.ctx.uow() as uow:
-            row = await OrderRepository(uow.session).rules(request.channel_id, request.version)
-        if row is None:
-            raise NotFound(
-                f"no routing rules for channel {request.channel_id}"
-                + (f" version {request.version}" if request.version else "")
-            )
+        row = await orders.get_rules(self.ctx, request.channel_id, request.version)
         return svc.GetRoutingRulesResponse(rules=proto.rules_to_proto(row))

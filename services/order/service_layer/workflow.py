@@ -1,14 +1,17 @@
-"""Driving an order through the steps that call inventory: route → hold → allocate, and
-release on cancel.
+"""Driving an order through the steps that call inventory: hold (first fit, or route →
+hold), allocate, and release on cancel. Each step is "load, call inventory, apply to the
+aggregate, save".
 
-Each step first persists what it is about to do (the routed legs with their reservation
-keys, status RESERVING / CANCELLING, a transfer about to be asked for), then calls inventory
-with request ids derived from those keys, then records the outcome with a compare-and-set on
-the status. A crash anywhere leaves an in-flight status behind; the recovery task resumes
-it, and because every call is idempotent on its key a resumed step never holds, transfers or
-releases twice. A replayed hold answers with its first success even if the hold was given
-back since (a crash inside the compensation of a refused hold), so a resumed hold step asks
-inventory whether each hold is still active before trusting it.
+Each step first persists what it is about to do (the first-fit hold it will ask for; the
+routed legs with their reservation keys, status RESERVING / CANCELLING; a transfer about to
+be asked for), then calls inventory with request ids derived from those keys, then applies
+the answer to the order and saves it — optimistically: if someone changed the order
+meanwhile (a cancel), nothing is written and the next step starts from what they left. A
+crash anywhere leaves an in-flight status behind; the recovery task resumes it, and because
+every call is idempotent on its key a resumed step never holds, transfers or releases
+twice. A replayed hold answers with its first success even if the hold was given back since
+(a crash inside the compensation of a refused hold), so a resumed hold step asks inventory
+whether each hold is still active before trusting it.
 """
 
 from __future__ import annotations
@@ -17,189 +20,61 @@ import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from omni.order.v1 import events_pb2 as ev
-from omni.order.v1 import order_pb2 as pb
-
 from libs.errors import Unavailable
-from libs.unit_of_work import UnitOfWork
 from services.order import metrics
-from services.order.adapters import proto
-from services.order.adapters.inventory_client import HoldLine, InventoryRefused, StockRefused
-from services.order.adapters.repository import OrderRepository, OrderRow
+from services.order.adapters import order_store
+from services.order.adapters.inventory_client import (
+    FirstFitAnswer,
+    FirstFitHold,
+    HoldLine,
+    InventoryRefused,
+    StockRefused,
+)
+from services.order.adapters.location_directory import Directory
 from services.order.domain import routing
-from services.order.domain.orders import Address, Payment, routing_plan
+from services.order.domain.order import Fulfilment, Order, PlannedLeg
+from services.order.domain.orders import routing_plan
 from services.order.domain.state_machine import (
     DONE,
-    FINAL,
+    IN_FLIGHT,
     FulfilmentStatus,
     OrderStatus,
 )
-from services.order.service_layer.context import DEFAULT_RULES, OrderContext
-from services.order.service_layer.stored import stored_new_order
+from services.order.service_layer.context import OrderContext
 
 log = logging.getLogger(__name__)
 S = OrderStatus
+F = FulfilmentStatus
+
+# The most locations a first-fit hold tries (beyond them the order is routed in full).
+MAX_FIRST_FIT_CANDIDATES = 20
+# A stale ranking (locations changed meanwhile) is made again at most this often per step.
+MAX_STALE_RETRIES = 3
 
 
-async def order_proto(repo: OrderRepository, order_id: str) -> pb.Order:
-    row = await repo.get(order_id)
-    assert row is not None
-    return proto.order_to_proto(
-        row.data, await repo.lines(order_id), await repo.fulfilments_of(order_id)
-    )
+def now() -> datetime:
+    return datetime.now(UTC)
 
 
-async def rules_body(repo: OrderRepository, channel_id: str) -> tuple[int, dict[str, Any]]:
-    found = await repo.rules(channel_id)
-    if found is None:
-        return 0, dict(DEFAULT_RULES)
-    return int(found["version"]), {**DEFAULT_RULES, **found["body"]}
+def at_rest(order: Order) -> bool:
+    return order.status not in IN_FLIGHT
 
 
-def domain_rules(version: int, body: dict[str, Any]) -> routing.Rules:
-    return routing.Rules(
-        version=version,
-        same_city_first=bool(body["same_city_first"]),
-        location_priority=tuple(body["location_priority"]),
-        excluded_location_ids=frozenset(body["excluded_location_ids"]),
-        distance_tolerance_meters=int(body["distance_tolerance_meters"]),
-    )
+async def _save(ctx: OrderContext, order: Order) -> bool:
+    """Save the step's changes (False: the order changed meanwhile; nothing written). The
+    driver's lease goes with the save that leaves the order at rest."""
+    release = at_rest(order)
+    saved = await ctx.batches.save(order, release_lease=release)
+    order.lease_released = saved and release
+    return saved
 
 
-async def transition(
-    uow: UnitOfWork,
-    repo: OrderRepository,
-    order_id: str,
-    expected: OrderStatus | list[OrderStatus],
-    to: OrderStatus,
-    note: str = "",
-    **values: Any,
-) -> bool:
-    """Compare-and-set through the domain's transition table (see the repository); the
-    metrics count the move once it is committed."""
-    moved = await repo.set_status(order_id, expected, to, note, **values)
-    if moved:
-        uow.after_commit(metrics.TRANSITIONS.labels(to.value).inc)
-        if to in FINAL:
-            row = await repo.get(order_id)
-            assert row is not None
-            finished = metrics.ORDERS_FINISHED.labels(
-                metrics.channel_kind_label(row["channel_kind"]),
-                row["mode"],
-                "completed" if to is S.COMPLETED else "cancelled",
-            )
-            uow.after_commit(finished.inc)
-    return moved
-
-
-async def drive(ctx: OrderContext, order_id: str) -> None:
-    """Advance the order as far as it can go without a person (idempotent, lease-guarded)."""
-    async with ctx.uow() as uow:
-        claimed = await OrderRepository(uow.session).claim(order_id, ctx.config.lease_seconds)
-        await uow.commit()
-    if claimed is None:
-        return  # Someone else is driving it.
-    try:
-        # Holds made right after this drive routed the order use fresh keys, so their
-        # answers can be trusted; a hold step resumed from an earlier drive is checked.
-        just_routed = False
-        for _ in range(12):
-            done = await _step(ctx, order_id, just_routed)
-            if done is None:
-                break
-            just_routed = done == "route"
-    except Unavailable:
-        # A peer or the database is away: the order keeps its in-flight status and the
-        # recovery task resumes it; the caller sees the order as far as it got.
-        log.warning("order step postponed", extra={"order_id": order_id}, exc_info=True)
-    finally:
-        async with ctx.uow() as uow:
-            await OrderRepository(uow.session).unlease(order_id)
-            await uow.commit()
-
-
-async def _step(ctx: OrderContext, order_id: str, just_routed: bool) -> str | None:
-    """Take the next step of the order; returns which one (None when nothing is to do)."""
-    async with ctx.uow() as uow:
-        repo = OrderRepository(uow.session)
-        row = await repo.get(order_id)
-        if row is None:
-            return None
-        lines = await repo.lines(order_id)
-        legs = await repo.fulfilments_of(order_id)
-    status = row.status
-    if status is S.CREATED or (status is S.UNFILLABLE and row["retry_routing"]):
-        await _route(ctx, row, lines)
-        return "route"
-    if status is S.RESERVING:
-        await _hold(ctx, row, legs, trust_replays=just_routed)
-        return "hold"
-    if status is S.PAID:
-        await _allocate(ctx, row, legs)
-        return "allocate"
-    if status is S.CANCELLING:
-        await _release(ctx, row, legs)
-        return "release"
-    return None
-
-
-async def _route(ctx: OrderContext, row: OrderRow, lines: list[dict[str, Any]]) -> None:
-    order = stored_new_order(row, lines)
-    plan = routing_plan(order)
-    async with ctx.uow() as uow:
-        version, body = await rules_body(OrderRepository(uow.session), order.channel_id)
-    rules = domain_rules(version, body)
-    point: tuple[float, float] | None = None
-    city = ""
-    address: Address | None = order.address
-    if plan.strategy is routing.Strategy.SHIP_TO_CUSTOMER and address is not None:
-        city = address.city
-        if address.has_coordinates:
-            point = (address.latitude, address.longitude)
-    accepts_transfers = False
-    wanted: dict[str, int] = {}
-    for line in lines:
-        wanted[line["sku_code"]] = wanted.get(line["sku_code"], 0) + line["quantity"]
-    try:
-        if plan.strategy is not routing.Strategy.SHIP_TO_CUSTOMER:
-            store = await ctx.inventory.place(plan.handover_store_id)
-            if store is not None:
-                city = store.city
-                point = (store.latitude, store.longitude)
-                accepts_transfers = routing.Capability.TRANSFER in store.capabilities
-        candidates = await ctx.inventory.candidates(
-            order.stock_channel, wanted, point, need_open_state=plan.same_city_only
-        )
-    except (InventoryRefused, StockRefused) as refused:
-        # Not a passing outage: retrying at once would meet the same answer. The order
-        # waits in the unfillable queue with the reason (new stock for its SKUs, e.g. once
-        # inventory registered a new SKU, wakes it; its deadline ends it).
-        log.warning("routing query refused", extra={"order_id": row.order_id, "why": str(refused)})
-        decision = routing.Decision(False, (), (), str(refused), rules.version)
-    else:
-        decision = routing.route(
-            routing.Request(
-                strategy=plan.strategy,
-                lines=tuple(
-                    routing.Line(line["line_id"], line["sku_code"], line["quantity"])
-                    for line in lines
-                ),
-                city=city,
-                capability=plan.capability,
-                same_city_only=plan.same_city_only,
-                handover_store_id=plan.handover_store_id,
-                handover_accepts_transfers=accepts_transfers,
-            ),
-            candidates,
-            rules,
-        )
-    now = datetime.now(UTC)
-    attempt = int(row["routing_attempts"]) + 1
-    explanation = {
+def explanation(decision: routing.Decision, when: datetime) -> dict[str, Any]:
+    return {
         "rules_version": decision.rules_version,
         "routed": decision.routed,
         "failure_reason": decision.failure_reason,
-        "decide_time": now.isoformat().replace("+00:00", "Z"),
+        "decide_time": when.isoformat().replace("+00:00", "Z"),
         "candidates": [
             {
                 "location_id": v.location_id,
@@ -213,361 +88,411 @@ async def _route(ctx: OrderContext, row: OrderRow, lines: list[dict[str, Any]]) 
             for v in decision.verdicts
         ],
     }
-    by_line = {line["line_id"]: line for line in lines}
-    async with ctx.uow() as uow:
-        repo = OrderRepository(uow.session)
-        if decision.routed:
-            outcome = "split" if decision.split else "single"
-            if any(leg.via_transfer for leg in decision.legs):
-                outcome = "transfer"
-            metrics.ROUTING_DECISIONS.labels(outcome).inc()
-            await repo.delete_planned(row.order_id)
-            await repo.add_fulfilments(
-                [
-                    _planned_leg(
-                        row, plan.handover, plan.handover_store_id, attempt, seq, leg, by_line
-                    )
-                    for seq, leg in enumerate(decision.legs, start=1)
-                ]
-            )
-            moved = await transition(
-                uow,
-                repo,
-                row.order_id,
-                [S.CREATED, S.UNFILLABLE],
-                S.RESERVING,
-                f"routed to {', '.join(leg.location_id for leg in decision.legs)}",
-                routing=explanation,
-                routing_attempts=attempt,
-                retry_routing=False,
-            )
-        else:
-            metrics.ROUTING_DECISIONS.labels("unfillable").inc()
-            if row.status is S.UNFILLABLE:
-                await repo.update(
-                    row.order_id, routing=explanation, routing_attempts=attempt, retry_routing=False
-                )
-                moved = True
-            else:
-                deadline = now + timedelta(seconds=int(body["unfillable_timeout_seconds"]))
-                moved = await transition(
-                    uow,
-                    repo,
-                    row.order_id,
-                    S.CREATED,
-                    S.UNFILLABLE,
-                    decision.failure_reason,
-                    routing=explanation,
-                    routing_attempts=attempt,
-                    retry_routing=False,
-                    unfillable_deadline=deadline,
-                )
-                if moved:
-                    uow.emit(
-                        ev.OrderUnfillableEvent(
-                            order=await order_proto(repo, row.order_id),
-                            reason=decision.failure_reason,
-                        ),
-                        row.order_id,
-                    )
-        if moved:
-            await uow.commit()
 
 
-def _planned_leg(
-    row: OrderRow,
-    handover: str,
-    handover_store_id: str,
-    attempt: int,
-    seq: int,
-    leg: routing.Leg,
-    by_line: dict[str, dict[str, Any]],
-) -> dict[str, Any]:
-    order_id = row.order_id
-    distance = leg.distance_meters or 0.0
-    if leg.via_transfer:
-        hint = f"transfer to {handover_store_id}, {distance / 1000:.1f} km"
-    elif handover in {"courier", "same_city_rider"}:
-        city = (row["address"] or {}).get("city", "")
-        hint = (
-            f"{'same city' if leg.same_city else 'intercity'} to {city}, {distance / 1000:.1f} km"
+# --- driving ------------------------------------------------------------------------------------
+
+
+async def drive(ctx: OrderContext, order_id: str, *, leased: bool = False) -> None:
+    """Advance the order as far as it can go without a person (idempotent, lease-guarded;
+    ``leased``: the caller holds the lease already)."""
+    if not leased:
+        async with ctx.pg.connection() as conn:
+            if not await order_store.claim(conn, order_id, ctx.config.lease_seconds):
+                return  # Someone else is driving it.
+    released = False
+    try:
+        # Holds made right after this drive routed the order use fresh keys, so their
+        # answers can be trusted; a hold step resumed from an earlier drive is checked.
+        just_routed = False
+        for _ in range(12):
+            async with ctx.pg.connection() as conn:
+                order = await order_store.load(conn, order_id)
+            if order is None:
+                return
+            if at_rest(order) and not (order.status is S.UNFILLABLE and order.retry_routing):
+                break
+            step = await _step(ctx, order, just_routed)
+            released = order.lease_released
+            if released:
+                break
+            just_routed = step == "route"
+    except Unavailable:
+        # A peer or the database is away: the order keeps its in-flight status and the
+        # recovery task resumes it; the caller sees the order as far as it got.
+        log.warning("order step postponed", extra={"order_id": order_id}, exc_info=True)
+    finally:
+        if not released:
+            async with ctx.pg.connection() as conn:
+                await order_store.unlease(conn, order_id)
+
+
+async def _step(ctx: OrderContext, order: Order, just_routed: bool) -> str:
+    """Take the next step of the order; returns which one."""
+    status = order.status
+    if status is S.CREATED or (status is S.UNFILLABLE and order.retry_routing):
+        await route(ctx, order)
+        return "route"
+    if status is S.RESERVING and order.hold_intent is not None:
+        await first_fit(ctx, order)
+        return "first_fit"
+    if status is S.RESERVING:
+        await hold(ctx, order, trust_replays=just_routed)
+        return "hold"
+    if status is S.PAID:
+        await allocate(ctx, order)
+        return "allocate"
+    if status is S.CANCELLING:
+        await release(ctx, order)
+        return "release"
+    return "busy"
+
+
+# --- first fit: the whole order held at the best-ranked location that has all of it ---------
+
+
+async def plan_first_fit(
+    ctx: OrderContext, order: Order, newer_than: int = -1
+) -> dict[str, Any] | None:
+    """Rank the locations that could take the whole order directly (no stock needed for
+    that): the first-fit hold to ask for, or None when there is none to try (the order is
+    routed in full instead)."""
+    plan = routing_plan(order.as_new_order())
+    rules = (await ctx.rules.get(order.channel_id)).routing
+    directory = await ctx.inventory.directory.get(order.stock_channel, newer_than=newer_than)
+    request, point = _routing_request(order, plan, directory)
+    if request is None:
+        return None
+    places = [
+        routing.Place(
+            site.location_id,
+            site.city,
+            site.capabilities,
+            None
+            if point is None
+            else routing.haversine_meters(point[0], point[1], site.latitude, site.longitude),
         )
-    else:
-        hint = f"hand over at {handover_store_id}"
+        for site in directory.sites.values()
+    ]
+    ranking = routing.rank_places(request, places, rules)
+    candidates = [e.candidate.location_id for e in ranking.direct[:MAX_FIRST_FIT_CANDIDATES]]
+    if not candidates:
+        return None
     return {
-        "fulfilment_id": f"{order_id}-F{seq}",
-        "order_id": order_id,
-        "seq": seq,
-        "location_id": leg.location_id,
-        "status": FulfilmentStatus.PLANNED.value,
-        "handover": handover,
-        "items": [
-            {
-                "line_id": line_id,
-                "sku_code": by_line[line_id]["sku_code"],
-                "quantity": by_line[line_id]["quantity"],
-            }
-            for line_id in leg.line_ids
-        ],
-        "address": row["address"] if handover in {"courier", "same_city_rider", "guide"} else None,
-        "handover_store_id": handover_store_id,
-        "via_transfer": leg.via_transfer,
-        "transfer_id": "",
-        "transfer_requested": False,
-        # A new key per routing attempt: a released hold keeps its key at inventory.
-        "reservation_key": f"{order_id}.{attempt}.{seq}",
-        "distance_meters": distance,
-        "route_hint": hint,
-        # The guide who sold it brings it, unless someone else is assigned when it leaves.
-        "assignee": row["selling_guide_staff_id"] if handover == "guide" else "",
+        "key": f"{order.order_id}.0.1",
+        "candidates": candidates,
+        "capability": plan.capability.value
+        if plan.strategy is routing.Strategy.SHIP_TO_CUSTOMER
+        else None,
+        "open_now": plan.same_city_only,
+        "confirm": order.is_store_sale,
+        "locations_version": directory.version,
+        "handover": plan.handover,
+        "handover_store_id": plan.handover_store_id,
+        "city": request.city,
+        "rules_version": rules.version,
+        "ranking": routing.ranking_to_json(ranking),
     }
 
 
-def hold_lines(leg: dict[str, Any], location_id: str | None = None) -> list[HoldLine]:
-    return [
-        HoldLine(i["line_id"], i["sku_code"], location_id or leg["location_id"], i["quantity"])
-        for i in leg["items"]
-    ]
+def _routing_request(
+    order: Order, plan: Any, directory: Directory
+) -> tuple[routing.Request | None, tuple[float, float] | None]:
+    point: tuple[float, float] | None = None
+    city = ""
+    if plan.strategy is routing.Strategy.SHIP_TO_CUSTOMER:
+        if order.address is not None:
+            city = order.address.city
+            if order.address.has_coordinates:
+                point = (order.address.latitude, order.address.longitude)
+        accepts = False
+    else:
+        store = directory.sites.get(plan.handover_store_id)
+        if store is None:
+            return None, None  # Not a location of this channel (routed in full: it says why).
+        city = store.city
+        point = (store.latitude, store.longitude)
+        accepts = routing.Capability.TRANSFER in store.capabilities
+    request = routing.Request(
+        strategy=plan.strategy,
+        lines=tuple(routing.Line(x.line_id, x.sku_code, x.quantity) for x in order.lines),
+        city=city,
+        capability=plan.capability,
+        same_city_only=plan.same_city_only,
+        handover_store_id=plan.handover_store_id,
+        handover_accepts_transfers=accepts,
+    )
+    return request, point
 
 
-async def _hold(
-    ctx: OrderContext, row: OrderRow, legs: list[dict[str, Any]], *, trust_replays: bool
-) -> None:
+async def first_fit(ctx: OrderContext, order: Order) -> None:
+    """Ask inventory for the hold the order notes (the same question after a restart), then
+    apply the answer: held → the route, paid orders allocated at once; refused → routed in
+    full; stale → ranked again from fresh locations and asked again."""
+    intent = order.hold_intent
+    assert intent is not None
+    for _ in range(MAX_STALE_RETRIES + 1):
+        answer = await ctx.inventory.hold_first_fit(_first_fit_hold(order, intent))
+        if not answer.stale:
+            break
+        fresh = await plan_first_fit(ctx, order, newer_than=int(intent["locations_version"]))
+        if fresh is None:
+            order.first_fit_refused("no location to try any more", now())
+            await _save(ctx, order)
+            return
+        order.replan_first_fit(fresh)
+        intent = fresh
+        if not await ctx.batches.save(order):
+            return  # Changed meanwhile (a cancel): the next step sees it.
+    else:
+        answer = FirstFitAnswer(reason="the locations kept changing")
+    when = now()
+    if not answer.held:
+        order.first_fit_refused(answer.reason, when)
+        await _save(ctx, order)
+        return
+    metrics.ROUTING_DECISIONS.labels("single").inc()
+    ranking = routing.ranking_from_json(intent["ranking"])
+    decision = routing.first_fit_decision(
+        routing.Request(
+            strategy=routing.Strategy.SHIP_TO_CUSTOMER,
+            lines=tuple(routing.Line(x.line_id, x.sku_code, x.quantity) for x in order.lines),
+            city=intent["city"],
+        ),
+        ranking,
+        routing.Rules(version=int(intent["rules_version"])),
+        answer.location_id,
+        answer.skipped,
+    )
+    (leg,) = decision.legs
+    order.first_fit_held(
+        PlannedLeg(leg.location_id, leg.line_ids, False, leg.distance_meters, leg.same_city),
+        intent["handover"],
+        intent["handover_store_id"],
+        intent["key"],
+        explanation(decision, when),
+        when,
+    )
+    body = (await ctx.rules.get(order.channel_id)).body
+    order.held(when + timedelta(seconds=int(body["payment_timeout_seconds"])), when)
+    if order.paid:
+        # Held whole at one location, nothing to transfer: allocated in the same save (a
+        # sale at the counter was confirmed with the hold and completes).
+        order.allocate(when)
+    await _save(ctx, order)
+
+
+def _first_fit_hold(order: Order, intent: dict[str, Any]) -> FirstFitHold:
+    return FirstFitHold(
+        key=intent["key"],
+        channel=order.stock_channel,
+        lines=tuple((x.line_id, x.sku_code, x.quantity) for x in order.lines),
+        candidates=tuple(intent["candidates"]),
+        capability=routing.Capability(intent["capability"]) if intent["capability"] else None,
+        require_open_now=bool(intent["open_now"]),
+        confirm=bool(intent["confirm"]),
+        locations_version=int(intent["locations_version"]),
+    )
+
+
+# --- full routing: split, transfers, the unfillable queue ------------------------------------
+
+
+async def route(ctx: OrderContext, order: Order) -> None:
+    plan = routing_plan(order.as_new_order())
+    channel_rules = await ctx.rules.get(order.channel_id)
+    rules = channel_rules.routing
+    point: tuple[float, float] | None = None
+    city = ""
+    address = order.address
+    if plan.strategy is routing.Strategy.SHIP_TO_CUSTOMER and address is not None:
+        city = address.city
+        if address.has_coordinates:
+            point = (address.latitude, address.longitude)
+    accepts_transfers = False
+    try:
+        if plan.strategy is not routing.Strategy.SHIP_TO_CUSTOMER:
+            store = await ctx.inventory.place(plan.handover_store_id)
+            if store is not None:
+                city = store.city
+                point = (store.latitude, store.longitude)
+                accepts_transfers = routing.Capability.TRANSFER in store.capabilities
+        candidates = await ctx.inventory.candidates(
+            order.stock_channel, order.wanted(), point, need_open_state=plan.same_city_only
+        )
+    except (InventoryRefused, StockRefused) as refused:
+        # Not a passing outage: retrying at once would meet the same answer. The order
+        # waits in the unfillable queue with the reason (new stock for its SKUs, e.g. once
+        # inventory registered a new SKU, wakes it; its deadline ends it).
+        log.warning(
+            "routing query refused", extra={"order_id": order.order_id, "why": str(refused)}
+        )
+        decision = routing.Decision(False, (), (), str(refused), rules.version)
+    else:
+        decision = routing.route(
+            routing.Request(
+                strategy=plan.strategy,
+                lines=tuple(routing.Line(x.line_id, x.sku_code, x.quantity) for x in order.lines),
+                city=city,
+                capability=plan.capability,
+                same_city_only=plan.same_city_only,
+                handover_store_id=plan.handover_store_id,
+                handover_accepts_transfers=accepts_transfers,
+            ),
+            candidates,
+            rules,
+        )
+    when = now()
+    attempt = order.routing_attempts + 1
+    if decision.routed:
+        outcome = "split" if decision.split else "single"
+        if any(leg.via_transfer for leg in decision.legs):
+            outcome = "transfer"
+        order.routed(
+            [
+                PlannedLeg(
+                    x.location_id, x.line_ids, x.via_transfer, x.distance_meters, x.same_city
+                )
+                for x in decision.legs
+            ],
+            plan.handover,
+            plan.handover_store_id,
+            explanation(decision, when),
+            attempt,
+            when,
+        )
+    else:
+        outcome = "unfillable"
+        deadline = when + timedelta(seconds=int(channel_rules.body["unfillable_timeout_seconds"]))
+        order.unroutable(
+            explanation(decision, when), attempt, decision.failure_reason, deadline, when
+        )
+    if await _save(ctx, order):
+        metrics.ROUTING_DECISIONS.labels(outcome).inc()
+
+
+def hold_lines(leg: Fulfilment, location_id: str | None = None) -> list[HoldLine]:
+    return [HoldLine(*x) for x in leg.hold_lines(location_id)]
+
+
+async def hold(ctx: OrderContext, order: Order, *, trust_replays: bool) -> None:
     """Hold every planned leg at inventory; a refusal gives back what was held and routes
     again. Unless the legs were routed in this same drive, a hold may be a replay of one
     given back before a crash: each is checked to still be active (else: compensate)."""
-    planned = [f for f in legs if f["status"] == FulfilmentStatus.PLANNED.value]
+    planned = order.planned()
     try:
         for leg in planned:
-            await ctx.inventory.reserve(
-                leg["reservation_key"], row["stock_channel"], hold_lines(leg)
-            )
+            await ctx.inventory.reserve(leg.reservation_key, order.stock_channel, hold_lines(leg))
         if not trust_replays:
             for leg in planned:
-                if not await ctx.inventory.hold_is_active(leg["reservation_key"]):
+                if not await ctx.inventory.hold_is_active(leg.reservation_key):
                     raise StockRefused(
-                        f"hold {leg['reservation_key']} was given back before a restart"
+                        f"hold {leg.reservation_key} was given back before a restart"
                     )
     except StockRefused as refused:
         # Compensate: give back the legs already held, then route again (stock moved since
         # routing) or park the order when it keeps happening.
         metrics.HOLDS_REFUSED.inc()
         for leg in planned:
-            await ctx.inventory.release(leg["reservation_key"], "hold refused on another leg")
-        async with ctx.uow() as uow:
-            repo = OrderRepository(uow.session)
-            await repo.delete_planned(row.order_id)
-            if int(row["routing_attempts"]) >= ctx.config.max_routing_attempts:
-                async with ctx.uow() as rules_uow:
-                    _, body = await rules_body(
-                        OrderRepository(rules_uow.session), row["channel_id"]
-                    )
-                deadline = datetime.now(UTC) + timedelta(
-                    seconds=int(body["unfillable_timeout_seconds"])
-                )
-                await transition(
-                    uow,
-                    repo,
-                    row.order_id,
-                    S.RESERVING,
-                    S.UNFILLABLE,
-                    f"hold refused: {refused}",
-                    unfillable_deadline=deadline,
-                )
-            else:
-                await transition(
-                    uow, repo, row.order_id, S.RESERVING, S.CREATED, f"hold refused: {refused}"
-                )
-            await uow.commit()
+            await ctx.inventory.release(leg.reservation_key, "hold refused on another leg")
+        body = (await ctx.rules.get(order.channel_id)).body
+        when = now()
+        order.hold_refused(
+            str(refused),
+            give_up=order.routing_attempts >= ctx.config.max_routing_attempts,
+            deadline=when + timedelta(seconds=int(body["unfillable_timeout_seconds"])),
+            now=when,
+        )
+        await _save(ctx, order)
         return
-    async with ctx.uow() as uow:
-        repo = OrderRepository(uow.session)
-        # Lock the row: a payment may have arrived while the holds were being made.
-        current = await repo.get(row.order_id, lock=True)
-        if current is None or current.status is not S.RESERVING:
-            return  # Cancelled meanwhile: the next step releases.
-        paid = Payment(current["payment"]) is not Payment.AWAITING
-        _, body = await rules_body(repo, row["channel_id"])
-        if paid:
-            await transition(uow, repo, row.order_id, S.RESERVING, S.PAID, "stock held, paid")
-        else:
-            deadline = datetime.now(UTC) + timedelta(seconds=int(body["payment_timeout_seconds"]))
-            await transition(
-                uow,
-                repo,
-                row.order_id,
-                S.RESERVING,
-                S.RESERVED,
-                "stock held, awaiting payment",
-                pay_deadline=deadline,
-            )
-        order = await order_proto(repo, row.order_id)
-        uow.emit(ev.OrderReservedEvent(order=order), row.order_id)
-        if paid:
-            uow.emit(
-                ev.OrderPaidEvent(order=order, pay_time=proto.ts(datetime.now(UTC))), row.order_id
-            )
-        await uow.commit()
+    body = (await ctx.rules.get(order.channel_id)).body
+    when = now()
+    order.held(when + timedelta(seconds=int(body["payment_timeout_seconds"])), when)
+    await _save(ctx, order)
 
 
-async def _allocate(ctx: OrderContext, row: OrderRow, legs: list[dict[str, Any]]) -> None:
-    planned = [f for f in legs if f["status"] == FulfilmentStatus.PLANNED.value]
-    transfers: dict[str, str] = {}
-    store_sale = row["mode"] == "store_sale"
+# --- allocation ----------------------------------------------------------------------------------
+
+
+async def allocate(ctx: OrderContext, order: Order) -> None:
+    planned = order.planned()
     for leg in planned:
-        if leg["via_transfer"]:
+        if leg.via_transfer and not leg.transfer_id:
             try:
-                transfers[leg["fulfilment_id"]] = await _request_transfer(ctx, row, leg)
+                await _request_transfer(ctx, order, leg)
             except StockRefused as refused:
                 # Compensate: the order cannot be fulfilled as routed; release its holds.
-                async with ctx.uow() as uow:
-                    repo = OrderRepository(uow.session)
-                    await transition(
-                        uow,
-                        repo,
-                        row.order_id,
-                        S.PAID,
-                        S.CANCELLING,
-                        f"transfer refused: {refused}",
-                        cancel_reason="allocation_failed",
-                    )
-                    await uow.commit()
+                order.allocation_failed(str(refused), now())
+                await _save(ctx, order)
                 return
-        if store_sale:
+        if order.is_store_sale:
             # Carried out at the counter: the goods leave now.
-            await ctx.inventory.confirm(leg["reservation_key"])
-    async with ctx.uow() as uow:
-        repo = OrderRepository(uow.session)
-        current = await repo.get(row.order_id, lock=True)
-        if current is None or current.status is not S.PAID:
-            return
-        for leg in planned:
-            await repo.update_fulfilment(
-                leg["fulfilment_id"],
-                status=(
-                    FulfilmentStatus.DELIVERED if store_sale else FulfilmentStatus.PENDING
-                ).value,
-                transfer_id=transfers.get(leg["fulfilment_id"], ""),
-            )
-        await transition(
-            uow, repo, row.order_id, S.PAID, S.ALLOCATED, f"{len(planned)} fulfilment order(s)"
-        )
-        fulfilments = await repo.fulfilments_of(row.order_id)
-        uow.emit(
-            ev.OrderAllocatedEvent(
-                order=await order_proto(repo, row.order_id),
-                fulfilment_orders=[proto.fulfilment_to_proto(f) for f in fulfilments],
-            ),
-            row.order_id,
-        )
-        if store_sale:
-            for f in fulfilments:
-                uow.emit(
-                    ev.FulfilmentDeliveredEvent(fulfilment_order=proto.fulfilment_to_proto(f)),
-                    row.order_id,
-                )
-            await complete(uow, repo, row.order_id, S.ALLOCATED, "carried out at the counter")
-        await uow.commit()
+            await ctx.inventory.confirm(leg.reservation_key)
+    order.allocate(now())
+    await _save(ctx, order)
 
 
-async def _request_transfer(ctx: OrderContext, row: OrderRow, leg: dict[str, Any]) -> str:
+async def _request_transfer(ctx: OrderContext, order: Order, leg: Fulfilment) -> None:
     """Ask inventory to move the leg's goods to the handover store. That it was asked is
-    committed first and the transfer id right after, so a cancel can always call it off."""
-    if leg["transfer_id"]:
-        return str(leg["transfer_id"])
-    if not leg["transfer_requested"]:
-        async with ctx.uow() as uow:
-            await OrderRepository(uow.session).update_fulfilment(
-                leg["fulfilment_id"], transfer_requested=True
-            )
-            await uow.commit()
-    transfer_id = await _transfer_call(ctx, row, leg)
-    async with ctx.uow() as uow:
-        await OrderRepository(uow.session).update_fulfilment(
-            leg["fulfilment_id"], transfer_id=transfer_id
-        )
-        await uow.commit()
-    return transfer_id
+    saved first and the transfer id right after, so a cancel can always call it off."""
+    if not leg.transfer_requested:
+        order.transfer_asked(leg.fulfilment_id, now())
+        if not await ctx.batches.save(order):
+            raise Unavailable(f"order {order.order_id} changed meanwhile")
+    transfer_id = await _transfer_call(ctx, order, leg)
+    order.transfer_made(leg.fulfilment_id, transfer_id, now())
+    if not await ctx.batches.save(order):
+        raise Unavailable(f"order {order.order_id} changed meanwhile")
 
 
-async def _transfer_call(ctx: OrderContext, row: OrderRow, leg: dict[str, Any]) -> str:
-    wanted: dict[str, int] = {}
-    for item in leg["items"]:
-        wanted[item["sku_code"]] = wanted.get(item["sku_code"], 0) + item["quantity"]
+async def _transfer_call(ctx: OrderContext, order: Order, leg: Fulfilment) -> str:
     return await ctx.inventory.request_transfer(
-        f"transfer:{leg['reservation_key']}",
-        leg["location_id"],
-        leg["handover_store_id"],
-        wanted,
-        f"order {row.order_id} ({leg['fulfilment_id']})",
+        f"transfer:{leg.reservation_key}",
+        leg.location_id,
+        leg.handover_store_id,
+        leg.wanted(),
+        f"order {order.order_id} ({leg.fulfilment_id})",
     )
 
 
-async def complete(
-    uow: UnitOfWork, repo: OrderRepository, order_id: str, expected: OrderStatus, note: str
-) -> None:
-    await transition(uow, repo, order_id, expected, S.COMPLETED, note)
-    now = datetime.now(UTC)
-    uow.emit(
-        ev.OrderCompletedEvent(
-            order=await order_proto(repo, order_id), complete_time=proto.ts(now)
-        ),
-        order_id,
-    )
+# --- release on cancel ---------------------------------------------------------------------------
 
 
-async def _release(ctx: OrderContext, row: OrderRow, legs: list[dict[str, Any]]) -> None:
+async def release(ctx: OrderContext, order: Order) -> None:
     """Compensate everything the order still has at inventory: call off transfers that
-    have not shipped, give back the holds."""
-    reason = row["cancel_reason"] or "cancelled"
+    have not shipped, give back the holds (a first-fit hold asked for included)."""
+    reason = order.cancel_reason or "cancelled"
     notes: list[str] = []
-    for leg in legs:
-        status = FulfilmentStatus(leg["status"])
-        if status in {FulfilmentStatus.PLANNED, FulfilmentStatus.PENDING}:
-            note = await _cancel_transfer(ctx, row, leg, reason)
+    for leg in order.fulfilments:
+        if leg.status in {F.PLANNED, F.PENDING}:
+            note = await _cancel_transfer(ctx, order, leg, reason)
             if note:
                 notes.append(note)
-        if status not in DONE:
-            await ctx.inventory.release(leg["reservation_key"], reason)
-    async with ctx.uow() as uow:
-        repo = OrderRepository(uow.session)
-        await repo.update_fulfilments_of(row.order_id, status=FulfilmentStatus.CANCELLED.value)
-        for note in notes:
-            await repo.record(row.order_id, S.CANCELLING, S.CANCELLING, note)
-        if await transition(
-            uow, repo, row.order_id, S.CANCELLING, S.CANCELLED, f"released: {reason}"
-        ):
-            uow.after_commit(metrics.CANCELLATIONS.labels(metrics.cancel_reason_label(reason)).inc)
-            uow.emit(
-                ev.OrderCancelledEvent(
-                    order=await order_proto(repo, row.order_id),
-                    reason=reason,
-                    cancel_time=proto.ts(datetime.now(UTC)),
-                ),
-                row.order_id,
-            )
-            await uow.commit()
+        if leg.status not in DONE and leg.status is not F.CANCELLED:
+            await ctx.inventory.release(leg.reservation_key, reason)
+    if order.hold_intent is not None:
+        await ctx.inventory.release(order.hold_intent["key"], reason)
+    order.released(notes, now())
+    await _save(ctx, order)
 
 
-async def _cancel_transfer(
-    ctx: OrderContext, row: OrderRow, leg: dict[str, Any], reason: str
-) -> str:
+async def _cancel_transfer(ctx: OrderContext, order: Order, leg: Fulfilment, reason: str) -> str:
     """Call off the leg's transfer if one was asked for and has not shipped; returns what
     happened, for the order's history."""
-    if not leg["via_transfer"]:
+    if not leg.via_transfer:
         return ""
-    transfer_id = str(leg["transfer_id"])
+    transfer_id = leg.transfer_id
     if not transfer_id:
-        if not leg["transfer_requested"]:
+        if not leg.transfer_requested:
             return ""
         # Asked for, but the answer was lost in a crash: the same request id returns the
         # same transfer (or makes it now, to be called off at once).
         try:
-            transfer_id = await _transfer_call(ctx, row, leg)
+            transfer_id = await _transfer_call(ctx, order, leg)
         except StockRefused:
             return ""
     cancelled = await ctx.inventory.cancel_transfer(
-        f"cancel-transfer:{transfer_id}", transfer_id, f"order {row.order_id}: {reason}"
+        f"cancel-transfer:{transfer_id}", transfer_id, f"order {order.order_id}: {reason}"
     )
     if cancelled:
         return f"transfer {transfer_id} cancelled"

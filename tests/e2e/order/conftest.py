@@ -9,6 +9,7 @@ import contextlib
 from collections import defaultdict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import grpc
@@ -30,8 +31,12 @@ from omni.order.v1 import order_service_pb2_grpc as svc_grpc
 from libs.config import Settings
 from libs.db import Database
 from libs.messaging import decode_envelope
+from libs.pg import Pg
 from libs.testing.services import eventually, running_service
 from libs.unit_of_work import UnitOfWorkFactory
+from services.order.adapters import order_store
+from services.order.domain.order import Order
+from services.order.domain.orders import NewOrder
 
 ALL = [
     res.CAPABILITY_EXPRESS_SHIPPING,
@@ -108,6 +113,8 @@ class World:
     # inspect what a crash would leave behind.
     order_settings: Settings
     order_uow: UnitOfWorkFactory
+    # The same database on plain asyncpg, as the order service's own use cases reach it.
+    order_pg: Pg
 
     async def sku(self, code: str, category: str = "TOPS") -> str:
         """Create the SKU in catalog (in a style of ``category``) and wait until inventory
@@ -226,6 +233,19 @@ def address(city: str = "Shanghai", at: tuple[float, float] | None = SH) -> pb.A
     )
 
 
+async def insert_captured(pg: Pg, order: NewOrder, categories: dict[str, str]) -> str:
+    """What CaptureOrder writes once the request is checked, without driving the order on
+    (for tests that drive it themselves, or leave it to the recovery task)."""
+    captured = Order.capture(Order.new_id(), order, categories, datetime.now(UTC))
+    async with pg.connection() as conn:
+        result = await order_store.insert_new(
+            conn,
+            [order_store.NewCapture(captured, f"insert-{captured.order_id}", b"test", None, [])],
+        )
+    assert captured.order_id in result.inserted
+    return captured.order_id
+
+
 def capture_request(request_id: str, **fields: Any) -> svc.CaptureOrderRequest:
     defaults: dict[str, Any] = {
         "channel_kind": pb.CHANNEL_KIND_OWN_ONLINE,
@@ -295,6 +315,11 @@ async def world(test_stack) -> AsyncIterator[World]:
                     order_channel
                 )
                 order_db = Database(order_settings.database_url(), pool_size=4, max_overflow=0)
+                order_pg = Pg(
+                    order_settings.database_url(),
+                    producer="order",
+                    topic=order_settings.topic("order"),
+                )
                 yield World(
                     inv_stub,
                     order_stub,
@@ -305,7 +330,9 @@ async def world(test_stack) -> AsyncIterator[World]:
                     catalog.port,
                     order_settings,
                     UnitOfWorkFactory(order_db, "order", order_settings.topic("order")),
+                    order_pg,
                 )
+                await order_pg.close()
                 await order_db.dispose()
             reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):

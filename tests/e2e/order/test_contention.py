@@ -13,8 +13,8 @@ from omni.order.v1 import order_pb2 as pb
 from omni.order.v1 import order_service_pb2 as svc
 
 from libs.db import Database
+from libs.pg import Pg
 from libs.testing.services import eventually
-from libs.unit_of_work import UnitOfWorkFactory
 from services.order.adapters.catalog_client import CatalogClient
 from services.order.adapters.inventory_client import InventoryClient
 from services.order.service_layer.context import OrderConfig, OrderContext
@@ -92,9 +92,10 @@ async def test_two_sweepers_expire_each_unpaid_order_once(
         }
     )
     db = Database(settings.database_url(), pool_size=4, max_overflow=0)
+    pg = Pg(settings.database_url(), producer="order", topic=settings.topic("order"))
     replicas = [
         OrderContext(
-            UnitOfWorkFactory(db, "order", settings.topic("order")),
+            pg,
             InventoryClient(settings),
             CatalogClient(settings),
             OrderConfig(lease_seconds=5),
@@ -129,8 +130,8 @@ async def test_two_sweepers_expire_each_unpaid_order_once(
         assert detail.order.cancel_reason == "unfillable_deadline"
     finally:
         for ctx in replicas:
-            await ctx.inventory.close()
-            await ctx.catalog.close()
+            await ctx.close()
+        await pg.close()
         await db.dispose()
     listed = await world.order.ListOrders(
         svc.ListOrdersRequest(channel_id=ch, status=pb.ORDER_STATUS_CANCELLED), timeout=10

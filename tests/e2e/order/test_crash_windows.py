@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
+from datetime import UTC, datetime
 
 import pytest
 from omni.inventory.v1 import inventory_pb2 as res
@@ -16,14 +17,15 @@ from omni.inventory.v1 import inventory_service_pb2 as inv
 from omni.order.v1 import order_pb2 as pb
 
 from libs.testing.services import eventually
+from services.order.adapters import order_store
 from services.order.adapters.catalog_client import CatalogClient
 from services.order.adapters.inventory_client import HoldLine, InventoryClient
-from services.order.adapters.repository import OrderRepository
+from services.order.domain.order import Order
 from services.order.domain.orders import Address, AisleHandover, Mode, NewLine, NewOrder, Payment
 from services.order.domain.state_machine import OrderStatus
-from services.order.service_layer import orders, workflow
+from services.order.service_layer import workflow
 from services.order.service_layer.context import OrderConfig, OrderContext
-from tests.e2e.order.conftest import SH, World
+from tests.e2e.order.conftest import SH, World, insert_captured
 
 
 class Crash(Exception):
@@ -51,20 +53,22 @@ def new_order(channel: str, channel_order_id: str, mode: Mode, skus: Sequence[st
 
 
 async def capture_with(ctx: OrderContext, order: NewOrder) -> str:
-    """What CaptureOrder does once the request is checked: insert, then drive."""
-    async with ctx.uow() as uow:
-        order_id, _ = await orders.insert_order(
-            uow, order, {line.sku_code: "TOPS" for line in order.lines}
-        )
-        await uow.commit()
-    return order_id
+    """What CaptureOrder writes once the request is checked (the test then drives it)."""
+    return await insert_captured(ctx.pg, order, {line.sku_code: "TOPS" for line in order.lines})
+
+
+async def stored(world: World, order_id: str) -> Order:
+    async with world.order_pg.connection() as conn:
+        found = await order_store.load(conn, order_id)
+    assert found is not None
+    return found
 
 
 def context(world: World, inventory: InventoryClient) -> OrderContext:
     # A long lease: the running service must not take the order over while this driver
     # is still "alive".
     return OrderContext(
-        world.order_uow,
+        world.order_pg,
         inventory,
         CatalogClient(world.order_settings),
         OrderConfig(lease_seconds=60),
@@ -132,9 +136,7 @@ async def test_a_crash_after_giving_back_a_hold_never_leaves_the_order_holding_n
     assert given_back.reservation.status == res.RESERVATION_STATUS_RELEASED
 
     # The crash window: still RESERVING with attempt 1's legs, leg 1 released at inventory.
-    async with world.order_uow() as uow:
-        row = await OrderRepository(uow.session).get(order_id)
-    assert row is not None and row.status is OrderStatus.RESERVING
+    assert (await stored(world, order_id)).status is OrderStatus.RESERVING
 
     async def allocated() -> None:
         assert (await world.get(order_id)).order.status == pb.ORDER_STATUS_ALLOCATED
@@ -144,13 +146,11 @@ async def test_a_crash_after_giving_back_a_hold_never_leaves_the_order_holding_n
     assert await world.levels(far, b) == (1, 1)
     detail = await world.get(order_id)
     assert detail.routing.attempt == 2
-    async with world.order_uow() as uow:
-        legs = await OrderRepository(uow.session).fulfilments_of(order_id)
-    for leg in legs:
+    for leg in (await stored(world, order_id)).fulfilments:
         held = await world.inventory.GetReservation(
-            inv.GetReservationRequest(order_id=leg["reservation_key"]), timeout=10
+            inv.GetReservationRequest(order_id=leg.reservation_key), timeout=10
         )
-        assert held.reservation.status == res.RESERVATION_STATUS_ACTIVE, leg["reservation_key"]
+        assert held.reservation.status == res.RESERVATION_STATUS_ACTIVE, leg.reservation_key
     assert any("given back before a restart" in h.note for h in detail.history)
 
 
@@ -174,8 +174,10 @@ async def test_a_transfer_asked_for_just_before_a_crash_is_called_off_by_the_can
             transfer_id = await super().request_transfer(request_id, from_id, to_id, lines, reason)
             requested.append(transfer_id)
             # The customer cancels while the allocation is in flight ...
-            async with world.order_uow() as uow:
-                await orders.request_cancel(uow, order_id, "customer")
+            async with ctx.uow() as uow:
+                cancelled = await uow.get(order_id)
+                cancelled.request_cancel("customer", datetime.now(UTC))
+                await uow.save(cancelled)
                 await uow.commit()
             raise Crash  # ... and the allocating process dies before recording the id.
 
@@ -191,12 +193,10 @@ async def test_a_transfer_asked_for_just_before_a_crash_is_called_off_by_the_can
     finally:
         await dying.close()
     (transfer_id,) = requested
-    async with world.order_uow() as uow:
-        repo = OrderRepository(uow.session)
-        row = await repo.get(order_id)
-        (leg,) = await repo.fulfilments_of(order_id)
-    assert row is not None and row.status is OrderStatus.CANCELLING
-    assert leg["transfer_requested"] and not leg["transfer_id"]
+    row = await stored(world, order_id)
+    (leg,) = row.fulfilments
+    assert row.status is OrderStatus.CANCELLING
+    assert leg.transfer_requested and not leg.transfer_id
 
     async def cancelled() -> None:
         assert (await world.get(order_id)).order.status == pb.ORDER_STATUS_CANCELLED

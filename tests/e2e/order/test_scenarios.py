@@ -19,8 +19,7 @@ from services.order.domain.orders import (
     NewOrder,
     Payment,
 )
-from services.order.service_layer.orders import insert_order
-from tests.e2e.order.conftest import HZ, World, address, line
+from tests.e2e.order.conftest import HZ, World, address, insert_captured, line
 
 
 async def test_split_when_no_location_has_everything(world: World, unique: str) -> None:
@@ -462,10 +461,7 @@ async def test_inventory_refusing_the_routing_query_parks_the_order_with_the_rea
         stock_channel=ch,
     )
     # As the capture's use case writes it once catalog confirmed the SKU.
-    async with world.order_uow() as uow:
-        order_id, inserted = await insert_order(uow, order, {sku: "TOPS"})
-        await uow.commit()
-    assert inserted
+    order_id = await insert_captured(world.order_pg, order, {sku: "TOPS"})
 
     async def parked() -> svc.GetOrderResponse:
         got = await world.get(order_id)
