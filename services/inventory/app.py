@@ -15,14 +15,34 @@ from libs.service_app import ConsumerSpec, Runtime, ServiceDefinition
 from services.inventory.entrypoints import catalog_events
 from services.inventory.entrypoints.grpc_servicer import InventoryServicer
 from services.inventory.entrypoints.sweeper import run_sweeper
+from services.inventory.service_layer.reservation_engine import ReservationEngine
 
 SWEEP_INTERVAL_VAR = "OMNI_INVENTORY_SWEEP_INTERVAL_SECONDS"
 SWEEP_BATCH_VAR = "OMNI_INVENTORY_SWEEP_BATCH"
+HOLD_BATCH_VAR = "OMNI_INVENTORY_HOLD_BATCH"
+HOLD_FLUSHES_VAR = "OMNI_INVENTORY_HOLD_FLUSHES"
+
+
+def reservation_engine(runtime: Runtime) -> ReservationEngine:
+    """The process's one engine for Reserve and ReserveBatch: at most OMNI_INVENTORY_HOLD_BATCH
+    holds per transaction (default 100), OMNI_INVENTORY_HOLD_FLUSHES batches in flight
+    (default 1)."""
+    extra = runtime.settings.extra
+    try:
+        max_batch = int(extra.get(HOLD_BATCH_VAR) or 100)
+        flushes = int(extra.get(HOLD_FLUSHES_VAR) or 1)
+    except ValueError as exc:
+        raise ConfigError(f"{HOLD_BATCH_VAR} / {HOLD_FLUSHES_VAR} must be integers") from exc
+    if max_batch < 1 or not 1 <= flushes <= runtime.pg.max_size:
+        raise ConfigError(
+            f"{HOLD_BATCH_VAR} must be at least 1 and {HOLD_FLUSHES_VAR} 1..{runtime.pg.max_size}"
+        )
+    return ReservationEngine(runtime.pg, max_batch=max_batch, concurrency=flushes)
 
 
 def register(server: grpc.aio.Server, runtime: Runtime) -> None:
     inventory_service_pb2_grpc.add_InventoryServiceServicer_to_server(
-        InventoryServicer(runtime.uow_factory), server
+        InventoryServicer(runtime.uow_factory, reservation_engine(runtime)), server
     )
 
 

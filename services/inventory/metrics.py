@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter
+from prometheus_client import Counter, Histogram
 
 RESERVATIONS = Counter(
     "omni_inventory_reservations_total",
@@ -36,4 +36,9 @@ TRANSFERS = Counter(
 TRANSFER_DISCREPANCY_UNITS = Counter(
     "omni_inventory_transfer_discrepancy_units_total",
     "Units that did not arrive as shipped (absolute difference) on received transfers",
+)
+RESERVATION_BATCH_HOLDS = Histogram(
+    "omni_inventory_reservation_batch_holds",
+    "Holds applied together in one reservation batch (one transaction)",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
 )

@@ -3,8 +3,16 @@
 from __future__ import annotations
 
 from omni.inventory.v1 import inventory_pb2 as pb
+from omni.inventory.v1 import inventory_service_pb2 as service_pb
 
+from libs.errors import (
+    AlreadyExists,
+    DomainError,
+    FailedPrecondition,
+    InvalidArgument,
+)
 from libs.proto_input import optional_timestamp as timestamp
+from services.inventory.domain.holds import Hold, Skipped
 from services.inventory.domain.locations import Capability, Location, LocationType, OpeningHours
 from services.inventory.domain.reservations import (
     Reservation,
@@ -187,3 +195,64 @@ def transfer_to_proto(transfer: Transfer) -> pb.Transfer:
         ship_time=timestamp(transfer.shipped_at),
         receive_time=timestamp(transfer.received_at),
     )
+
+
+def hold_from_reserve(msg: service_pb.ReserveRequest) -> Hold:
+    return Hold(
+        order_id=msg.order_id,
+        channel=msg.channel,
+        lines=tuple(line_from_proto(line) for line in msg.lines),
+        ttl_seconds=msg.ttl_seconds,
+    )
+
+
+def hold_from_proto(msg: service_pb.HoldRequest) -> Hold:
+    """Raises InvalidArgument for an unknown capability (the rest is validate_hold's)."""
+    capability = None
+    if msg.required_capability:
+        capability = CAPABILITIES.get(msg.required_capability)
+        if capability is None:
+            raise InvalidArgument.field("required_capability", "is not a known capability")
+    return Hold(
+        order_id=msg.order_id,
+        channel=msg.channel,
+        lines=tuple(line_from_proto(line) for line in msg.lines),
+        ttl_seconds=msg.ttl_seconds,
+        candidates=tuple(msg.candidate_location_ids),
+        capability=capability,
+        require_open_now=msg.require_open_now,
+        confirm=msg.confirm,
+    )
+
+
+def hold_refusal_to_proto(order_id: str, error: BaseException) -> service_pb.HoldResult:
+    """A refused hold's result (nothing was held)."""
+    if isinstance(error, InvalidArgument):
+        return service_pb.HoldResult(
+            order_id=order_id,
+            code=service_pb.HOLD_CODE_INVALID_ARGUMENT,
+            message=error.message,
+            field_violations=[
+                service_pb.HoldFieldViolation(field=v.field, description=v.description)
+                for v in error.violations
+            ],
+        )
+    if isinstance(error, AlreadyExists):
+        return service_pb.HoldResult(
+            order_id=order_id, code=service_pb.HOLD_CODE_ALREADY_EXISTS, message=error.message
+        )
+    if isinstance(error, FailedPrecondition):
+        return service_pb.HoldResult(
+            order_id=order_id,
+            code=service_pb.HOLD_CODE_FAILED_PRECONDITION,
+            message=error.message,
+            reason=error.reason,
+        )
+    message = error.message if isinstance(error, DomainError) else "internal error"
+    return service_pb.HoldResult(
+        order_id=order_id, code=service_pb.HOLD_CODE_INTERNAL, message=message
+    )
+
+
+def skipped_to_proto(skipped: Skipped) -> service_pb.SkippedCandidate:
+    return service_pb.SkippedCandidate(location_id=skipped.location_id, reason=skipped.reason)

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from libs.errors import FailedPrecondition, InvalidArgument, Validator
+from libs.errors import FailedPrecondition, InvalidArgument
 
 DEFAULT_TTL_SECONDS = 900
 MAX_TTL_SECONDS = 7 * 24 * 3600
@@ -40,32 +40,6 @@ class Reservation:
     expires_at: datetime
     created_at: datetime
     updated_at: datetime
-
-
-def validate_reserve(order_id: str, lines: Sequence[ReservationLine], ttl_seconds: int) -> None:
-    """Raises InvalidArgument naming every malformed field of a reserve request."""
-    v = Validator()
-    v.check(bool(order_id), "order_id", "is required")
-    v.check(len(order_id) <= MAX_ID_LENGTH, "order_id", "must be at most 128 characters")
-    v.check(bool(lines), "lines", "at least one line is required")
-    v.check(len(lines) <= MAX_LINES, "lines", f"at most {MAX_LINES} lines")
-    v.check(
-        0 <= ttl_seconds <= MAX_TTL_SECONDS,
-        "ttl_seconds",
-        f"must be between 1 and {MAX_TTL_SECONDS} (0 = default {DEFAULT_TTL_SECONDS})",
-    )
-    seen: set[str] = set()
-    for i, line in enumerate(lines):
-        f = f"lines[{i}]"
-        v.check(bool(line.line_id), f + ".line_id", "is required")
-        v.check(len(line.line_id) <= MAX_ID_LENGTH, f + ".line_id", "is too long")
-        v.check(line.line_id not in seen, f + ".line_id", "is repeated")
-        seen.add(line.line_id)
-        v.check(bool(line.sku_code), f + ".sku_code", "is required")
-        v.check(bool(line.location_id), f + ".location_id", "is required")
-        v.check(line.quantity > 0, f + ".quantity", "must be greater than zero")
-        v.check(line.quantity <= 1_000_000, f + ".quantity", "is too large")
-    v.raise_if_any()
 
 
 def effective_ttl(ttl_seconds: int) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
@@ -11,20 +12,28 @@ from omni.inventory.v1 import inventory_pb2
 from omni.inventory.v1 import inventory_service_pb2 as pb
 from omni.inventory.v1 import inventory_service_pb2_grpc as pb_grpc
 
+from libs.db import is_database_unavailable, is_retryable_conflict
 from libs.errors import InvalidArgument, Validator
-from libs.idempotency import run_idempotent
+from libs.idempotency import fingerprint, run_idempotent, validate_request_id
 from libs.pagination import decode_token, encode_token, page_size
 from libs.unit_of_work import UnitOfWork, UnitOfWorkFactory
 from services.inventory.adapters import proto
 from services.inventory.adapters.import_csv import parse_csv
+from services.inventory.domain.reservations import Reservation
 from services.inventory.domain.stock import MovementKind
 from services.inventory.domain.tracked_skus import TrackedSku
 from services.inventory.service_layer import locations, reservations, stock, tracked_skus, transfers
+from services.inventory.service_layer.reservation_engine import (
+    HoldOutcome,
+    RequestRecord,
+    ReservationEngine,
+)
 from services.inventory.service_layer.stock import ImportRow
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
 MAX_PAGE_SIZE = 500
+MAX_HOLDS_PER_CALL = 500
 
 
 def tracked_sku_to_proto(sku: TrackedSku) -> inventory_pb2.TrackedSku:
@@ -43,9 +52,30 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def _reserve_response(reservation: Reservation) -> bytes:
+    return pb.ReserveResponse(
+        reservation=proto.reservation_to_proto(reservation)
+    ).SerializeToString()
+
+
+def _hold_result(order_id: str, outcome: HoldOutcome) -> pb.HoldResult:
+    if outcome.error is not None:
+        result = proto.hold_refusal_to_proto(order_id, outcome.error)
+    else:
+        assert outcome.reservation is not None
+        result = pb.HoldResult(
+            order_id=order_id,
+            code=pb.HOLD_CODE_OK,
+            reservation=proto.reservation_to_proto(outcome.reservation),
+        )
+    result.skipped.extend(proto.skipped_to_proto(s) for s in outcome.skipped)
+    return result
+
+
 class InventoryServicer(pb_grpc.InventoryServiceServicer):
-    def __init__(self, uow_factory: UnitOfWorkFactory) -> None:
+    def __init__(self, uow_factory: UnitOfWorkFactory, engine: ReservationEngine) -> None:
         self.uow = uow_factory
+        self.engine = engine
 
     # --- tracked SKUs and locations ------------------------------------------------------
 
@@ -325,21 +355,50 @@ class InventoryServicer(pb_grpc.InventoryServiceServicer):
     # --- reservations ---------------------------------------------------------------------
 
     async def Reserve(self, request: pb.ReserveRequest, context: Context) -> pb.ReserveResponse:
-        lines = [proto.line_from_proto(line) for line in request.lines]
-
-        async def handle(uow: UnitOfWork) -> pb.ReserveResponse:
-            reservation = await reservations.reserve(
-                uow, request.order_id, request.channel, lines, request.ttl_seconds, _now()
-            )
-            return pb.ReserveResponse(reservation=proto.reservation_to_proto(reservation))
-
-        return await run_idempotent(self.uow, "Reserve", request, pb.ReserveResponse, handle)
+        validate_request_id(request.request_id)
+        outcome = await self.engine.hold(
+            proto.hold_from_reserve(request),
+            RequestRecord("Reserve", request.request_id, fingerprint(request), _reserve_response),
+        )
+        if outcome.stored_response is not None:
+            stored = pb.ReserveResponse()
+            stored.ParseFromString(outcome.stored_response)
+            return stored
+        if outcome.error is not None:
+            raise outcome.error
+        assert outcome.reservation is not None
+        return pb.ReserveResponse(reservation=proto.reservation_to_proto(outcome.reservation))
 
     async def ReserveBatch(
         self, request: pb.ReserveBatchRequest, context: Context
     ) -> pb.ReserveBatchResponse:
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "ReserveBatch is being built")
-        raise AssertionError("unreachable")
+        v = Validator()
+        v.check(bool(request.holds), "holds", "at least one hold is required")
+        v.check(
+            len(request.holds) <= MAX_HOLDS_PER_CALL,
+            "holds",
+            f"at most {MAX_HOLDS_PER_CALL} holds per call",
+        )
+        v.raise_if_any()
+
+        async def one(msg: pb.HoldRequest) -> pb.HoldResult:
+            try:
+                hold = proto.hold_from_proto(msg)
+            except InvalidArgument as error:
+                return _hold_result(msg.order_id, HoldOutcome(error=error))
+            try:
+                outcome = await self.engine.hold(hold)
+            except Exception as error:
+                # An outage fails the call (its retry is safe); a fault the engine isolated
+                # to this hold fails it alone.
+                if is_database_unavailable(error) or is_retryable_conflict(error):
+                    raise
+                return proto.hold_refusal_to_proto(msg.order_id, error)
+            return _hold_result(msg.order_id, outcome)
+
+        # Queued in the order given, so they are decided in that order.
+        results = await asyncio.gather(*(one(msg) for msg in request.holds))
+        return pb.ReserveBatchResponse(results=results)
 
     async def ConfirmReservation(
         self, request: pb.ConfirmReservationRequest, context: Context

@@ -1,17 +1,17 @@
-"""Reservation use cases: hold stock for an order, confirm (goods left), release, move,
-expire. Stock rows are always changed in (location, sku) order, so concurrent reservations
-over the same rows queue instead of deadlocking; the reservation row is locked before any
-stock row."""
+"""Reservation use cases: confirm (goods left), release, move, expire; holds are taken by
+the reservation engine (service_layer/reservation_engine.py). Stock rows are always changed
+in (location, sku) order, so concurrent reservations over the same rows queue instead of
+deadlocking; the reservation row is locked before any stock row."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from functools import partial
 
 from omni.inventory.v1 import events_pb2
 
-from libs.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, Validator
+from libs.errors import FailedPrecondition, InvalidArgument, NotFound, Validator
 from libs.unit_of_work import UnitOfWork, UnitOfWorkFactory
 from services.inventory import metrics
 from services.inventory.adapters.proto import reservation_to_proto, timestamp
@@ -23,12 +23,9 @@ from services.inventory.domain.reservations import (
     ReservationLine,
     ReservationStatus,
     Transition,
-    effective_ttl,
     find_line,
     holds,
-    same_request,
     transition,
-    validate_reserve,
 )
 from services.inventory.domain.stock import InsufficientStock, MovementKind
 from services.inventory.service_layer.references import check_references
@@ -38,66 +35,6 @@ from services.inventory.service_layer.stock import count_movement, emit_stock_ch
 def _check_channel(v: Validator, channel: str, location: Location | None, field: str) -> None:
     if channel and location is not None and channel not in location.channels:
         v.add(field, f"location {location.location_id} does not serve channel {channel}")
-
-
-async def reserve(
-    uow: UnitOfWork,
-    order_id: str,
-    channel: str,
-    lines: Sequence[ReservationLine],
-    ttl_seconds: int,
-    now: datetime,
-) -> Reservation:
-    """Hold every line at its location, or nothing (InsufficientStock names the short one).
-
-    Each hold is one conditional UPDATE (available >= quantity), so no load can oversell.
-    One reservation per order: the same lines again return it; other lines are refused.
-    When a channel is given, each location must serve it."""
-    validate_reserve(order_id, lines, ttl_seconds)
-    found = await check_references(
-        uow,
-        locations=[(f"lines[{i}].location_id", line.location_id) for i, line in enumerate(lines)],
-        skus=[(f"lines[{i}].sku_code", line.sku_code) for i, line in enumerate(lines)],
-    )
-    v = Validator()
-    for i, line in enumerate(lines):
-        _check_channel(v, channel, found.get(line.location_id), f"lines[{i}].location_id")
-    v.raise_if_any()
-
-    reservations = ReservationRepository(uow.session)
-    expires_at = now + timedelta(seconds=effective_ttl(ttl_seconds))
-    if not await reservations.claim(order_id, channel, expires_at, now):
-        existing = await reservations.get(order_id)
-        if existing is not None and same_request(existing, channel, lines):
-            uow.after_commit(metrics.RESERVATIONS.labels("repeated").inc)
-            return existing
-        raise AlreadyExists(f"order {order_id} already has a reservation with other lines")
-    await reservations.add_lines(order_id, lines)
-    # The holds come last: a hot SKU's row stays locked only from here to the commit.
-    stock = StockRepository(uow.session)
-    for location_id, sku_code, quantity in holds(lines):
-        changed = await stock.reserve_if_available(location_id, sku_code, quantity)
-        if changed is None:
-            # A refusal rolls the transaction back; it is counted as it happens.
-            metrics.RESERVATIONS.labels("refused_no_stock").inc()
-            level = await stock.get(location_id, sku_code)
-            raise InsufficientStock(
-                f"not enough {sku_code} at {location_id}: "
-                f"{level.available if level else 0} available, {quantity} asked"
-            )
-        emit_stock_changed(uow, changed, "reserved")
-    units = sum(line.quantity for line in lines)
-    uow.after_commit(metrics.RESERVATIONS.labels("reserved").inc)
-    uow.after_commit(lambda: metrics.RESERVED_UNITS.inc(units))
-    return Reservation(
-        order_id=order_id,
-        channel=channel,
-        status=ReservationStatus.ACTIVE,
-        lines=tuple(sorted(lines, key=lambda line: line.line_id)),
-        expires_at=expires_at,
-        created_at=now,
-        updated_at=now,
-    )
 
 
 async def _load(reservations: ReservationRepository, order_id: str) -> Reservation:

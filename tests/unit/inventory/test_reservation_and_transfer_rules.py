@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from libs.errors import FailedPrecondition, InvalidArgument
 from services.inventory.domain import transfers
+from services.inventory.domain.holds import Hold, validate_hold
 from services.inventory.domain.reservations import (
     Reservation,
     ReservationLine,
@@ -18,7 +19,6 @@ from services.inventory.domain.reservations import (
     holds,
     same_request,
     transition,
-    validate_reserve,
 )
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -60,7 +60,7 @@ def test_holds_are_sorted_by_location_and_sku_and_keep_every_unit(some_lines):
 )
 def test_malformed_reservations_name_every_bad_field(order_id, reserve_lines, ttl, fields):
     with pytest.raises(InvalidArgument) as caught:
-        validate_reserve(order_id, reserve_lines, ttl)
+        validate_hold(Hold(order_id, "", tuple(reserve_lines), ttl))
     assert [v.field for v in caught.value.violations] == fields
 
 

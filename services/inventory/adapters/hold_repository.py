@@ -1,0 +1,296 @@
+"""The reservation engine's statements, on a plain asyncpg connection (libs/pg.py).
+
+Each statement works on a whole batch of holds (column arrays, unnested), so a batch costs
+the same few round trips whatever its size. Rows are claimed and locked in one global
+order — request records, then reservation headers, then stock levels by (location, sku)
+in code-point order (COLLATE "C", the order Python's sort gives the other writers) — so
+batches never deadlock each other, nor confirm, release, move, expiry or transfers."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import asyncpg
+
+from services.inventory.adapters.location_repository import location_from_row
+from services.inventory.domain.holds import Key, Sale
+from services.inventory.domain.locations import Location
+from services.inventory.domain.reservations import (
+    Reservation,
+    ReservationLine,
+    ReservationStatus,
+)
+from services.inventory.domain.stock import StockLevel
+
+_REFERENCES = """
+SELECT l.*, NULL::text AS tracked_sku FROM locations l WHERE l.location_id = ANY($1::text[])
+UNION ALL
+SELECT l.*, t.sku_code FROM tracked_skus t LEFT JOIN locations l ON false
+WHERE t.sku_code = ANY($2::text[])
+"""
+
+_CLAIM_REQUESTS = """
+INSERT INTO processed_requests (method, request_id, fingerprint)
+SELECT k.method, k.request_id, k.fingerprint
+FROM unnest($1::text[], $2::text[], $3::bytea[]) AS k(method, request_id, fingerprint)
+ORDER BY k.method COLLATE "C", k.request_id COLLATE "C"
+ON CONFLICT DO NOTHING
+RETURNING method, request_id
+"""
+
+_STORED_REQUESTS = """
+SELECT p.method, p.request_id, p.fingerprint, p.response
+FROM processed_requests p
+JOIN unnest($1::text[], $2::text[]) AS k(method, request_id)
+  ON p.method = k.method AND p.request_id = k.request_id
+"""
+
+# A concurrent hold of the same order (another batch, another replica) waits here on the
+# key until the first commits, instead of locking stock rows it would then give back.
+_CLAIM_RESERVATIONS = """
+INSERT INTO reservations (order_id, channel, status, expires_at, created_at, updated_at)
+SELECT h.order_id, h.channel, h.status, h.expires_at, $5, $5
+FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[])
+  AS h(order_id, channel, status, expires_at)
+ORDER BY h.order_id COLLATE "C"
+ON CONFLICT DO NOTHING
+RETURNING order_id
+"""
+
+_RESERVATIONS = """
+SELECT r.order_id, r.channel, r.status, r.expires_at, r.created_at, r.updated_at,
+       l.line_id, l.sku_code, l.location_id, l.quantity
+FROM reservations r LEFT JOIN reservation_lines l ON l.order_id = r.order_id
+WHERE r.order_id = ANY($1::text[])
+"""
+
+# LockRows sits above the Sort: rows are locked in the order sorted.
+_LOCK_LEVELS = """
+SELECT s.location_id, s.sku_code, s.on_hand, s.reserved, s.safety_stock, s.in_transit
+FROM stock_levels s
+JOIN unnest($1::text[], $2::text[]) AS w(location_id, sku_code)
+  ON s.location_id = w.location_id AND s.sku_code = w.sku_code
+ORDER BY s.location_id COLLATE "C", s.sku_code COLLATE "C"
+FOR UPDATE OF s
+"""
+
+# Everything a decided batch writes, in one statement (no two parts touch the same row).
+_WRITE = """
+WITH
+levels AS (
+  UPDATE stock_levels s
+  SET reserved = s.reserved + d.reserved, on_hand = s.on_hand + d.on_hand, updated_at = now()
+  FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[])
+    AS d(location_id, sku_code, reserved, on_hand)
+  WHERE s.location_id = d.location_id AND s.sku_code = d.sku_code
+  RETURNING 1
+),
+dropped AS (
+  DELETE FROM reservations WHERE order_id = ANY($5::text[]) RETURNING 1
+),
+lines AS (
+  INSERT INTO reservation_lines (order_id, line_id, sku_code, location_id, quantity)
+  SELECT * FROM unnest($6::text[], $7::text[], $8::text[], $9::text[], $10::bigint[])
+  RETURNING 1
+),
+sales AS (
+  INSERT INTO stock_movements
+    (location_id, sku_code, kind, quantity, on_hand_after, reason, idempotency_key, reference)
+  SELECT m.location_id, m.sku_code, 'sale', -m.quantity, m.on_hand_after,
+         'reservation confirmed',
+         'reservation:' || m.order_id || ':' || m.location_id || ':' || m.sku_code, m.order_id
+  FROM unnest($11::text[], $12::text[], $13::text[], $14::bigint[], $15::bigint[])
+    AS m(order_id, location_id, sku_code, quantity, on_hand_after)
+  RETURNING 1
+),
+answered AS (
+  UPDATE processed_requests p SET response = a.response
+  FROM unnest($16::text[], $17::text[], $18::bytea[]) AS a(method, request_id, response)
+  WHERE p.method = a.method AND p.request_id = a.request_id
+  RETURNING 1
+),
+unclaimed AS (
+  DELETE FROM processed_requests p
+  USING unnest($19::text[], $20::text[]) AS u(method, request_id)
+  WHERE p.method = u.method AND p.request_id = u.request_id
+  RETURNING 1
+)
+SELECT (SELECT count(*) FROM levels) AS levels, (SELECT count(*) FROM dropped) AS dropped,
+       (SELECT count(*) FROM lines) AS lines, (SELECT count(*) FROM sales) AS sales,
+       (SELECT count(*) FROM answered) AS answered, (SELECT count(*) FROM unclaimed) AS unclaimed
+"""
+
+RequestId = tuple[str, str]  # (method, request_id)
+
+
+@dataclass(frozen=True)
+class StoredRequest:
+    fingerprint: bytes
+    response: bytes | None
+
+
+@dataclass(frozen=True)
+class Header:
+    """A reservation header to claim: the order's key, written as the hold will leave it."""
+
+    order_id: str
+    channel: str
+    status: ReservationStatus
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class BatchWrite:
+    """What a decided batch changes."""
+
+    reserved_delta: dict[Key, int]
+    on_hand_delta: dict[Key, int]
+    # Claimed headers of holds that were refused: a refusal leaves nothing behind.
+    dropped_orders: list[str]
+    lines: list[tuple[str, ReservationLine]]
+    sales: list[Sale]
+    answers: list[tuple[RequestId, bytes]]
+    unclaimed_requests: list[RequestId]
+
+
+async def references(
+    conn: asyncpg.Connection, location_ids: Sequence[str], sku_codes: Sequence[str]
+) -> tuple[dict[str, Location], set[str]]:
+    """The named locations (any state) and which of the SKUs inventory tracks."""
+    found: dict[str, Location] = {}
+    tracked: set[str] = set()
+    for row in await conn.fetch(_REFERENCES, list(location_ids), list(sku_codes)):
+        if row["tracked_sku"] is not None:
+            tracked.add(row["tracked_sku"])
+        else:
+            found[row["location_id"]] = location_from_row(row)
+    return found, tracked
+
+
+async def claim_requests(
+    conn: asyncpg.Connection, keys: Sequence[tuple[RequestId, bytes]]
+) -> set[RequestId]:
+    """Record the request ids (with their fingerprints); returns the ones new here."""
+    rows = await conn.fetch(
+        _CLAIM_REQUESTS,
+        [method for (method, _), _ in keys],
+        [request_id for (_, request_id), _ in keys],
+        [fingerprint for _, fingerprint in keys],
+    )
+    return {(row["method"], row["request_id"]) for row in rows}
+
+
+async def stored_requests(
+    conn: asyncpg.Connection, keys: Sequence[RequestId]
+) -> dict[RequestId, StoredRequest]:
+    rows = await conn.fetch(
+        _STORED_REQUESTS, [method for method, _ in keys], [rid for _, rid in keys]
+    )
+    return {
+        (row["method"], row["request_id"]): StoredRequest(
+            bytes(row["fingerprint"]), None if row["response"] is None else bytes(row["response"])
+        )
+        for row in rows
+    }
+
+
+async def claim_reservations(
+    conn: asyncpg.Connection, headers: Sequence[Header], now: datetime
+) -> set[str]:
+    """Insert the headers; returns the order ids claimed (the others already had one)."""
+    rows = await conn.fetch(
+        _CLAIM_RESERVATIONS,
+        [h.order_id for h in headers],
+        [h.channel for h in headers],
+        [h.status.value for h in headers],
+        [h.expires_at for h in headers],
+        now,
+    )
+    return {row["order_id"] for row in rows}
+
+
+async def reservations(
+    conn: asyncpg.Connection, order_ids: Sequence[str]
+) -> dict[str, Reservation]:
+    """Existing reservations with their lines (sorted by line id)."""
+    headers: dict[str, asyncpg.Record] = {}
+    lines: dict[str, list[ReservationLine]] = {}
+    for row in await conn.fetch(_RESERVATIONS, list(order_ids)):
+        headers[row["order_id"]] = row
+        if row["line_id"] is not None:
+            lines.setdefault(row["order_id"], []).append(
+                ReservationLine(
+                    row["line_id"], row["sku_code"], row["location_id"], row["quantity"]
+                )
+            )
+    return {
+        order_id: Reservation(
+            order_id=order_id,
+            channel=h["channel"],
+            status=ReservationStatus(h["status"]),
+            lines=tuple(sorted(lines.get(order_id, []), key=lambda line: line.line_id)),
+            expires_at=h["expires_at"],
+            created_at=h["created_at"],
+            updated_at=h["updated_at"],
+        )
+        for order_id, h in headers.items()
+    }
+
+
+async def lock_levels(conn: asyncpg.Connection, keys: Sequence[Key]) -> dict[Key, StockLevel]:
+    """Lock the existing levels of these (location, sku) rows, in the global order."""
+    rows = await conn.fetch(_LOCK_LEVELS, [loc for loc, _ in keys], [sku for _, sku in keys])
+    return {
+        (row["location_id"], row["sku_code"]): StockLevel(
+            row["location_id"],
+            row["sku_code"],
+            row["on_hand"],
+            row["reserved"],
+            row["safety_stock"],
+            row["in_transit"],
+        )
+        for row in rows
+    }
+
+
+async def write(conn: asyncpg.Connection, batch: BatchWrite) -> None:
+    """Apply a decided batch in one statement; a count that differs from what was decided
+    means a row vanished under the lock — a broken invariant, so the batch rolls back."""
+    changed = sorted(set(batch.reserved_delta) | set(batch.on_hand_delta))
+    counts = await conn.fetchrow(
+        _WRITE,
+        [loc for loc, _ in changed],
+        [sku for _, sku in changed],
+        [batch.reserved_delta.get(key, 0) for key in changed],
+        [batch.on_hand_delta.get(key, 0) for key in changed],
+        batch.dropped_orders,
+        [order_id for order_id, _ in batch.lines],
+        [line.line_id for _, line in batch.lines],
+        [line.sku_code for _, line in batch.lines],
+        [line.location_id for _, line in batch.lines],
+        [line.quantity for _, line in batch.lines],
+        [s.order_id for s in batch.sales],
+        [s.location_id for s in batch.sales],
+        [s.sku_code for s in batch.sales],
+        [s.quantity for s in batch.sales],
+        [s.on_hand_after for s in batch.sales],
+        [method for (method, _), _ in batch.answers],
+        [rid for (_, rid), _ in batch.answers],
+        [response for _, response in batch.answers],
+        [method for method, _ in batch.unclaimed_requests],
+        [rid for _, rid in batch.unclaimed_requests],
+    )
+    expected = {
+        "levels": len(changed),
+        "dropped": len(batch.dropped_orders),
+        "lines": len(batch.lines),
+        "sales": len(batch.sales),
+        "answered": len(batch.answers),
+        "unclaimed": len(batch.unclaimed_requests),
+    }
+    assert counts is not None
+    wrote = {name: counts[name] for name in expected}
+    if wrote != expected:
+        raise RuntimeError(f"reservation batch wrote {wrote}, decided {expected}")
