@@ -390,6 +390,7 @@ class Order:
         now: datetime,
     ) -> None:
         """A routing decision: the planned legs (to be held next) replace earlier ones."""
+        check_order_transition(self.status, S.RESERVING)
         self._drop_planned()
         for seq, leg in enumerate(legs, start=1):
             f = self._leg(handover, handover_store_id, seq, leg, now, attempt)
@@ -422,6 +423,7 @@ class Order:
     def hold_refused(self, reason: str, give_up: bool, deadline: datetime, now: datetime) -> None:
         """A planned leg could not be held (stock went since routing): route again, or park
         the order when that keeps happening."""
+        check_order_transition(self.status, S.UNFILLABLE if give_up else S.CREATED)
         self._drop_planned()
         if give_up:
             self.unfillable_deadline = deadline
@@ -518,6 +520,7 @@ class Order:
     def allocate(self, now: datetime) -> None:
         """Paid and held: the planned legs become fulfilment orders. A sale at the counter
         is handed over at once (its holds confirmed at inventory) and completes."""
+        check_order_transition(self.status, S.ALLOCATED)
         legs = self.planned()
         for f in legs:
             f.status = F.DELIVERED if self.is_store_sale else F.PENDING
@@ -580,6 +583,7 @@ class Order:
     def released(self, notes: list[str], now: datetime) -> None:
         """Everything the order had at inventory was given back (and its transfers called
         off): cancelled."""
+        check_order_transition(self.status, S.CANCELLED)
         self.hold_intent = None
         for f in self.fulfilments:
             if f.status is not F.CANCELLED:

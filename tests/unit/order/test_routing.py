@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -10,9 +12,14 @@ from services.order.domain.routing import (
     Capability,
     Decision,
     Line,
+    Place,
     Request,
     Rules,
     Strategy,
+    first_fit_decision,
+    rank_places,
+    ranking_from_json,
+    ranking_to_json,
     route,
 )
 
@@ -428,3 +435,73 @@ def test_priority_and_exclusions_together() -> None:
     assert d.legs[0].location_id == "P2"
     assert "excluded" in verdicts(d)["P3"]
     assert "ranked below P2" in verdicts(d)["P1"]
+
+
+# --- first fit: the stock-free ranking agrees with routing ------------------------------------
+
+
+def _first_fit_winner(request: Request, ranked_ids: list[str], by_id: dict[str, Candidate]) -> str:
+    """What inventory does with the ranking: the first candidate open (when asked) with
+    every line available."""
+    for location_id in ranked_ids:
+        c = by_id[location_id]
+        if request.same_city_only and not c.open_now:
+            continue
+        if _serves_all(request, c):
+            return location_id
+    return ""
+
+
+@settings(max_examples=500, deadline=None)
+@given(request_st, st.one_of(candidates_st, tied_candidates_st), rules_st)
+def test_first_fit_over_the_stock_free_ranking_is_what_routing_chooses(
+    request: Request, candidates: list[Candidate], rules: Rules
+) -> None:
+    """Whenever one location can take the whole order directly, holding it at the first of
+    the ranked locations that can (inventory's first fit) is exactly routing's choice; when
+    none can, routing does not route the whole order directly to one location either."""
+    by_id = _first(candidates)
+    ranking = rank_places(
+        request,
+        [Place(c.location_id, c.city, c.capabilities, c.distance_meters) for c in by_id.values()],
+        rules,
+    )
+    ranked = [e.candidate.location_id for e in ranking.direct]
+    winner = _first_fit_winner(request, ranked, by_id)
+    decision = route(request, list(by_id.values()), rules)
+    direct_whole = [
+        leg.location_id for leg in decision.legs if len(decision.legs) == 1 and not leg.via_transfer
+    ]
+    if winner:
+        assert direct_whole == [winner]
+        explained = first_fit_decision(request, ranking, rules, winner, {})
+        assert [leg.location_id for leg in explained.legs] == [winner]
+        chosen = [v.location_id for v in explained.verdicts if v.chosen]
+        assert chosen == [winner]
+        reasons = {v.location_id: v.reason for v in explained.verdicts}
+        for location_id in ranked[ranked.index(winner) + 1 :]:
+            assert reasons[location_id].startswith(f"ranked below {winner}")
+    else:
+        assert direct_whole == []
+
+
+def test_the_ranking_survives_being_stored_with_the_order() -> None:
+    request = Request(
+        Strategy.SHIP_TO_CUSTOMER,
+        (Line("L1", "A", 1),),
+        city="Shanghai",
+        capability=Capability.EXPRESS_SHIPPING,
+    )
+    places = [
+        Place("NEAR", "Shanghai", ALL, 1000.0),
+        Place("FAR", "Hangzhou", ALL, 170_000.0),
+        Place("NOCAP", "Shanghai", frozenset({Capability.PICKUP}), 10.0),
+    ]
+    ranking = rank_places(request, places, Rules())
+    again = ranking_from_json(json.loads(json.dumps(ranking_to_json(ranking))))
+    assert [e.candidate.location_id for e in again.direct] == ["NEAR", "FAR"]
+    decision = first_fit_decision(request, again, Rules(), "FAR", {"NEAR": "only 0 of A"})
+    reasons = {v.location_id: v.reason for v in decision.verdicts}
+    assert reasons["NEAR"] == "only 0 of A"
+    assert "express_shipping" in reasons["NOCAP"]
+    assert "one location serves the whole order" in reasons["FAR"]
