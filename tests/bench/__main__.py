@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import inspect
 import os
 import pkgutil
 import sys
@@ -23,9 +24,16 @@ NOT_BENCHMARKS = {"report", "__main__"}
 
 
 def discover() -> list[str]:
+    """Every module of this package with a ``run(stack, report)`` coroutine; the others are
+    helpers (report, processes, ...)."""
     package = Path(__file__).parent
+    names = [m.name for m in pkgutil.iter_modules([str(package)]) if m.name not in NOT_BENCHMARKS]
     return sorted(
-        m.name for m in pkgutil.iter_modules([str(package)]) if m.name not in NOT_BENCHMARKS
+        name
+        for name in names
+        if inspect.iscoroutinefunction(
+            getattr(importlib.import_module(f"tests.bench.{name}"), "run", None)
+        )
     )
 
 
