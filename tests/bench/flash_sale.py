@@ -182,7 +182,7 @@ async def _sale(rig: Rig, idle: Window, exits: contextlib.AsyncExitStack) -> Sal
         measured=list(rig.meters.pids),
         environment=rig.services.service_env_summary(),
         load_average=load,
-        profiles=[p.relative_to(REPO) for p in profiles],
+        profiles=profiles,
     )
     return SaleFigures(
         setup=setup,

@@ -9,13 +9,14 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
+from libs.testing.plugin import REPO
 from tests.bench.flash_sale_checks import SaleCheck
 from tests.bench.flash_sale_load import BurstResult, LoopResult, MallOrder
 from tests.bench.flash_sale_meters import Window
 from tests.bench.flash_sale_seed import HOT_SKUS, HOT_STOCK, SITES
 from tests.bench.pg_stats import STATS_FLUSH_S
+from tests.bench.profiling import Profile
 from tests.bench.quiescence import Quiescence
 from tests.bench.report import Report, latency_summary, percentile
 
@@ -30,7 +31,7 @@ class SaleSetup:
     measured: Sequence[str]
     environment: str
     load_average: tuple[float, float, float]
-    profiles: Sequence[Path]
+    profiles: Sequence[Profile]
 
 
 @dataclass(frozen=True)
@@ -88,7 +89,10 @@ class SaleFigures:
             self._add(
                 report,
                 "profiled with py-spy during the burst (inflates the CPU figures)",
-                ", ".join(str(p) for p in s.profiles),
+                ", ".join(
+                    f"{p.path.relative_to(REPO)} ({p.samples} samples, {p.errors} unreadable)"
+                    for p in s.profiles
+                ),
             )
 
     def _burst(self, report: Report) -> None:

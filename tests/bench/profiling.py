@@ -11,16 +11,32 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 RATE = 200
 ATTACH_TIMEOUT_S = 30
 STOP_TIMEOUT_S = 60
 _ATTACHED = "Sampling process"
+_SUMMARY = re.compile(r"Samples: (\d+) Errors: (\d+)")
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A written profile, with py-spy's own count of samples and of samples it failed to
+    read (a thread caught mid-change; the rest of the profile is still good)."""
+
+    path: Path
+    samples: int
+    errors: int
+
+    def __str__(self) -> str:
+        return f"{self.path} ({self.samples} samples, {self.errors} errors)"
 
 
 def enabled() -> bool:
@@ -79,7 +95,7 @@ class Profilers:
                 raise TimeoutError(f"py-spy did not attach to {name} in {ATTACH_TIMEOUT_S} s")
             await asyncio.sleep(0.1)
 
-    def stop(self) -> list[Path]:
+    def stop(self) -> list[Profile]:
         """Stop every profiler; returns the profiles written (raises if one is missing)."""
         for process, _ in self.running.values():
             if process.poll() is None:
@@ -88,9 +104,11 @@ class Profilers:
         for name, (process, log) in self.running.items():
             process.wait(STOP_TIMEOUT_S)
             path = self.output(name)
-            if not path.exists() or path.stat().st_size == 0:
+            summary = _SUMMARY.search(log.read_text(errors="replace"))
+            if not path.exists() or path.stat().st_size == 0 or summary is None:
                 raise RuntimeError(f"no profile for {name}: {log.read_text()[-2000:]}")
-            written.append(path)
+            written.append(Profile(path, int(summary[1]), int(summary[2])))
+            print(f"profile of {name}: {written[-1]}", flush=True)
         self.running.clear()
         return written
 

@@ -1,6 +1,6 @@
 """When has the platform finished the work a burst caused?
 
-Three observable conditions, polled (never assumed after a sleep):
+Four observable conditions, polled (never assumed after a sleep):
 - every service's outbox is fully published (no row of ``libs.platform_tables.outbox``
   with ``published_at`` NULL in any service database);
 - every consumer group has committed up to the end of every partition it consumes
@@ -67,16 +67,16 @@ class OutboxBacklog:
         return counts
 
 
-@dataclass
 class ConsumerLag:
     """Messages not yet committed by each consumer group of the run (topic prefix)."""
 
-    bootstrap: str
-    topic_prefix: str
-    subscriptions: dict[str, set[str]] = field(default_factory=dict)
-    _admin: AIOKafkaAdminClient | None = None
-    _offsets: AIOKafkaConsumer | None = None
-    _coordinators: dict[str, int] = field(default_factory=dict)
+    def __init__(self, bootstrap: str, topic_prefix: str) -> None:
+        self.bootstrap = bootstrap
+        self.topic_prefix = topic_prefix
+        self.subscriptions: dict[str, set[str]] = {}
+        self._admin: AIOKafkaAdminClient | None = None
+        self._offsets: AIOKafkaConsumer | None = None
+        self._coordinators: dict[str, int] = {}
 
     async def start(self) -> None:
         self._admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
@@ -98,7 +98,9 @@ class ConsumerLag:
     async def learn_subscriptions(self, metrics_urls: list[str], timeout: float = 60) -> None:
         """Which topics each group consumes, from the services' lag series; waits until every
         group the broker knows appears there (a consumer reports a partition's lag once it
-        has fetched from it)."""
+        has fetched from it). A group that never does is taken to consume the topics it has
+        committed offsets on, with a warning: lag on a topic it has not committed to yet
+        would then go unseen."""
         deadline = time.monotonic() + timeout
         async with httpx.AsyncClient(timeout=10) as http:
             while True:
@@ -108,12 +110,26 @@ class ConsumerLag:
                     for group, topic in _lag_labels(text):
                         found.setdefault(group, set()).add(topic)
                 missing = await self.groups() - found.keys()
-                if found and not missing:
-                    self.subscriptions = found
-                    return
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"no lag series for consumer groups {sorted(missing)}")
+                if (found and not missing) or time.monotonic() > deadline:
+                    break
                 await asyncio.sleep(POLL_S)
+        for group in sorted(missing):
+            found[group] = await self._committed_topics(group)
+            print(
+                f"warning: no {LAG_SERIES} series for consumer group {group}; "
+                f"watching the topics it committed to: {sorted(found[group])}",
+                flush=True,
+            )
+        if not found:
+            print("warning: no consumer group found; consumer lag is not watched", flush=True)
+        self.subscriptions = found
+
+    async def _committed_topics(self, group: str) -> set[str]:
+        assert self._admin is not None and self._offsets is not None
+        topics = {t for t in await self._admin.list_topics() if t.startswith(self.topic_prefix)}
+        partitions = list(await self.end_offsets(topics))
+        committed = await self._admin.list_consumer_group_offsets(group, partitions=partitions)
+        return {tp.topic for tp, meta in committed.items() if meta.offset >= 0}
 
     async def end_offsets(self, topics: set[str]) -> dict[TopicPartition, int]:
         assert self._offsets is not None

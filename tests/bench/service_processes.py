@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import subprocess
 from pathlib import Path
 
@@ -80,18 +81,25 @@ class ServiceProcesses:
                     p.wait(STOP_TIMEOUT_S)
 
     def service_env_summary(self) -> str:
-        """The OMNI_* variables the harness sets (ports summarised), for the report."""
+        """The OMNI_* and OTEL_* variables the services get (ports summarised), for the
+        report: the harness's own and any inherited from the caller's environment."""
+        inherited = {
+            key: value
+            for key, value in os.environ.items()
+            if key.startswith(("OMNI_", "OTEL_")) and not key.startswith("OMNI_BENCH_")
+        }
         per_service = ("_GRPC_PORT", "_ADDR", "_METRICS_PORT")
         shown = [
             f"{key}={value}"
-            for key, value in sorted(self.env.items())
-            if key.startswith("OMNI_")
+            for key, value in sorted({**inherited, **self.env}.items())
+            if key.startswith(("OMNI_", "OTEL_"))
             and not key.endswith(per_service)
-            and key not in ("OMNI_GATEWAY_HTTP_PORT",)
+            and key != "OMNI_GATEWAY_HTTP_PORT"
         ]
         return (
             ", ".join(shown) + "; per service OMNI_<SVC>_GRPC_PORT, OMNI_<SVC>_ADDR, "
-            "OMNI_<SVC>_METRICS_PORT and OMNI_GATEWAY_HTTP_PORT on free ports"
+            "OMNI_<SVC>_METRICS_PORT and OMNI_GATEWAY_HTTP_PORT on free ports; "
+            "everything else at its default"
         )
 
 
