@@ -25,16 +25,19 @@ NOT_BENCHMARKS = {"report", "__main__"}
 
 def discover() -> list[str]:
     """Every module of this package with a ``run(stack, report)`` coroutine; the others are
-    helpers (report, processes, ...)."""
+    helpers (report, processes, ...). A module that fails to import is listed, so that its
+    run reports the error like any failing benchmark."""
     package = Path(__file__).parent
     names = [m.name for m in pkgutil.iter_modules([str(package)]) if m.name not in NOT_BENCHMARKS]
-    return sorted(
-        name
-        for name in names
-        if inspect.iscoroutinefunction(
-            getattr(importlib.import_module(f"tests.bench.{name}"), "run", None)
-        )
-    )
+    return sorted(name for name in names if _is_benchmark(name))
+
+
+def _is_benchmark(name: str) -> bool:
+    try:
+        module = importlib.import_module(f"tests.bench.{name}")
+    except Exception:
+        return True
+    return inspect.iscoroutinefunction(getattr(module, "run", None))
 
 
 async def run_all(names: list[str], base: TestStack) -> tuple[Report, list[str]]:

@@ -101,6 +101,9 @@ async def run(stack: TestStack, report: Report) -> None:
     async with contextlib.AsyncExitStack() as exits:
         rig = await _start(stack, exits)
         await _warm_up(rig)
+        # The warm-up's last transactions reach pg_stat_database within PostgreSQL's idle
+        # flush interval; they must not be counted as idle.
+        await asyncio.sleep(STATS_FLUSH_S)
         idle = Window(await rig.meters.read(), await _read_after(IDLE_SECONDS, rig.meters))
         rig.watch.idle_rate = sum(idle.cpu_rates().values())
         sale = await _sale(rig, idle, exits)

@@ -193,7 +193,8 @@ class SaleFigures:
             report,
             "transactions per accepted order per service database, gross / net of idle "
             f"(pg_stat_database, first order → {STATS_FLUSH_S:.0f} s after quiescent, "
-            "harness probes excluded)",
+            "harness probes excluded; net dips below 0 for a service that only polls, whose "
+            "pollers run less often on a saturated machine)",
             ", ".join(f"{s} {self.per_order(xacts[s])} / {self.per_order(net[s])}" for s in xacts)
             + f"; all {self.per_order(sum(xacts.values()))} / {self.per_order(sum(net.values()))}",
         )

@@ -254,7 +254,8 @@ class QuiescenceWatch:
             await asyncio.sleep(POLL_S)
         return await self._settle(settle_timeout)
 
-    def _settled(self, window: CpuWindow) -> tuple[bool, float | None]:
+    def settled(self, window: CpuWindow) -> tuple[bool, float | None]:
+        """Whether the CPU has settled, and the latest rate (None until one is known)."""
         rate = window.rate(self.settle_seconds)
         if rate is None:
             return False, None
@@ -274,7 +275,7 @@ class QuiescenceWatch:
         while True:
             now = time.time()
             window.add(now, self.cpu_seconds())
-            settled, rate = self._settled(window)
+            settled, rate = self.settled(window)
             quiet = now - self.last_push_at() >= self.settle_seconds
             if settled and quiet and now - last_probe >= self.settle_seconds:
                 last_probe = now
