@@ -1,8 +1,9 @@
 """Flash-sale benchmark (issue 13): what one order costs the whole platform in a sale.
 
 The six services run as separate OS processes (``python -m services.<name>``) on the
-benchmark's PostgreSQL and broker, with production defaults (INFO logs, tracing as
-configured by default); the OMNI_* variables the harness sets are printed in the report.
+benchmark's PostgreSQL and broker, with production defaults (INFO logs; spans made as the
+services make them, exported only if OTEL_EXPORTER_OTLP_ENDPOINT is set); the OMNI_*
+variables the services get are printed in the report.
 The world is seeded through public gRPC (flash_sale_seed.py): 10 hot SKUs with 300 units
 each across an e-commerce warehouse and two stores serving a web-mall channel.
 
@@ -16,15 +17,17 @@ Measured, in one run:
    the broker, and PostgreSQL (postmaster + every backend and worker, exited ones through
    the postmaster's cutime/cstime) — from /proc/<pid>/stat (processes.py), over the window
    from just before the first order until the platform is quiescent again (outbox
-   published, every consumer group caught up, CPU back near idle: quiescence.py). The idle
-   rate is measured for a few seconds before the burst; figures are given gross and with
-   the idle rate times the window subtracted. Per process too. Transactions per accepted
-   order per service database come from pg_stat_database (pg_stats.py), less the harness's
-   own probe queries.
+   published, every consumer group caught up, no order mid-workflow, CPU back near idle:
+   quiescence.py). The idle rate is measured for a few seconds before the burst; figures
+   are given gross and with the idle rate times the window subtracted. Per process too.
+   Transactions per accepted order per service database come from pg_stat_database
+   (pg_stats.py), less the harness's outbox probes (the handful of ListOrders calls that
+   ask for orders mid-workflow at the very end are not subtracted).
 3. Direct CaptureOrder at the order service (paid express orders on SKUs with ample stock):
    the saturating rate (closed loop, 32 clients), then an open-loop load at half of it
    (orders/s, p50/p99 from the scheduled start), and the empty gRPC call rate (health
-   Check, same server, 32 clients) with the ratio empty calls/s ÷ saturating orders/s.
+   Check, same server, 32 clients) with the ratio empty calls/s ÷ saturating orders/s; the
+   platform is let go quiet before each step.
 
 ``OMNI_BENCH_PROFILE=1`` attaches py-spy to every service during the HTTP burst and writes
 speedscope profiles to .omni/bench-profiles/<service>.json (profiling.py).
@@ -119,7 +122,7 @@ async def _start(stack: TestStack, exits: contextlib.AsyncExitStack) -> Rig:
     endpoint = ChannelEndpoint()
     exits.push_async_callback(endpoint.stop)
     await endpoint.start()
-    services = ServiceProcesses(stack, LOG_DIR, extra_env={})
+    services = ServiceProcesses(stack, LOG_DIR)
     exits.callback(services.stop)
     services.start()
     await services.wait_serving()
@@ -210,6 +213,8 @@ async def _capture(rig: Rig) -> CaptureFigures:
     saturated = await capture_closed_loop(
         Capture(channel, AMPLE_SKUS, "cap-sat"), CLIENTS, SATURATION_SECONDS
     )
+    if not saturated.completed:
+        raise RuntimeError(f"no CaptureOrder was answered: {dict(saturated.errors)}")
     await rig.quiesce("after saturating CaptureOrder")
     offered = saturated.rate / 2
     half_load = await capture_open_loop(

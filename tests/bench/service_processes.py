@@ -25,11 +25,11 @@ STOP_TIMEOUT_S = 30
 class ServiceProcesses:
     """The six services, each its own OS process, wired to each other by address."""
 
-    def __init__(self, stack: TestStack, log_dir: Path, extra_env: dict[str, str]) -> None:
+    def __init__(self, stack: TestStack, log_dir: Path) -> None:
         self.grpc_ports = {name: free_port() for name in SERVICES}
         self.metrics_ports = {name: free_port() for name in SERVICES}
         self.http_port = free_port()
-        self.env = {**stack.env(), **extra_env, "OMNI_GATEWAY_HTTP_PORT": str(self.http_port)}
+        self.env = {**stack.env(), "OMNI_GATEWAY_HTTP_PORT": str(self.http_port)}
         for name in SERVICES:
             upper = name.upper()
             self.env[f"OMNI_{upper}_GRPC_PORT"] = str(self.grpc_ports[name])
