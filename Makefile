@@ -14,7 +14,7 @@ export PYTHONPATH := $(CURDIR):$(CURDIR)/gen
 export UV_PYTHON_DOWNLOADS := never
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test proto lint bench clean deps system-deps
+.PHONY: run test proto lint bench bench-flash-sale clean deps system-deps
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -79,6 +79,10 @@ lint: proto $(BUF)
 ## bench: benchmarks; figures go to bench-results.md
 bench: proto
 	$(PY) -m tests.bench
+
+## bench-flash-sale: only the flash-sale benchmark (OMNI_BENCH_PROFILE=1 adds py-spy profiles)
+bench-flash-sale: proto
+	$(PY) -m tests.bench flash_sale
 
 clean:
 	rm -rf gen .pytest_cache .mypy_cache .ruff_cache test-output

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import inspect
 import os
 import pkgutil
 import sys
@@ -23,10 +24,20 @@ NOT_BENCHMARKS = {"report", "__main__"}
 
 
 def discover() -> list[str]:
+    """Every module of this package with a ``run(stack, report)`` coroutine; the others are
+    helpers (report, processes, ...). A module that fails to import is listed, so that its
+    run reports the error like any failing benchmark."""
     package = Path(__file__).parent
-    return sorted(
-        m.name for m in pkgutil.iter_modules([str(package)]) if m.name not in NOT_BENCHMARKS
-    )
+    names = [m.name for m in pkgutil.iter_modules([str(package)]) if m.name not in NOT_BENCHMARKS]
+    return sorted(name for name in names if _is_benchmark(name))
+
+
+def _is_benchmark(name: str) -> bool:
+    try:
+        module = importlib.import_module(f"tests.bench.{name}")
+    except Exception:
+        return True
+    return inspect.iscoroutinefunction(getattr(module, "run", None))
 
 
 async def run_all(names: list[str], base: TestStack) -> tuple[Report, list[str]]:
