@@ -79,15 +79,16 @@ FROM payload p CROSS JOIN auth a CROSS JOIN verdict v LEFT JOIN existing e ON tr
 
 
 async def open_payload(
-    pg: Pg, raw: RawPayload, key_id: str, nonce: str, channel_order_id: str
+    pg: Pg, raw: RawPayload, key_id: str, channel_id: str, nonce: str, channel_order_id: str
 ) -> Opened:
-    """Store the payload (committed by this statement, before anything acts on it), claim
-    the nonce only if the key and channel may still act, and look up the channel order."""
+    """Store the payload (committed by this statement, before anything acts on it, under
+    the key's channel), claim the nonce only if the key and channel may still act, and look
+    up the channel order."""
     async with pg.connection() as conn:
         row = await conn.fetchrow(
             _OPEN,
             key_id,
-            raw.channel_id,
+            channel_id,
             nonce,
             raw.route,
             raw.method,

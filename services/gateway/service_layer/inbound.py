@@ -154,7 +154,12 @@ async def open_receipt(
     auth = receipt.auth
     assert auth is not None, "a receipt is opened once its signature checked out"
     opened = await payload_store.open_payload(
-        pg, receipt.raw, auth.caller.key_id, auth.nonce, channel_order_id
+        pg,
+        receipt.raw,
+        auth.caller.key_id,
+        auth.channel.config.channel_id,
+        auth.nonce,
+        channel_order_id,
     )
     receipt.payload_id = opened.payload_id
     if not opened.admitted:

@@ -42,6 +42,7 @@ class RateLimiter:
         async with lock:
             if lease.take(now):
                 return
+            rate, burst = rate_limit.limits(rate, burst)
             want = rate_limit.lease_size(rate, burst)
             granted, state = await security_store.lease(self.pg, bucket, rate, burst, now, want)
             lease.refill(granted, now)
