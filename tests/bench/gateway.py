@@ -60,6 +60,7 @@ RETRIES = 400
 SKUS = 20
 STOCK_CHANGES = 120
 SECTION = "gateway"
+IDLE_SECONDS = 3.0
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -143,6 +144,33 @@ class GatewayProcess:
                 self.process.kill()
                 self.process.wait(10)
         self._log.close()
+
+
+def profile(gateway: GatewayProcess, label: str) -> subprocess.Popen[bytes] | None:
+    """With OMNI_BENCH_PYSPY=<dir>: py-spy samples the gateway during the steady burst
+    (a flame graph per label in that directory)."""
+    target = os.environ.get("OMNI_BENCH_PYSPY")
+    if not target:
+        return None
+    Path(target).mkdir(parents=True, exist_ok=True)
+    return subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "py-spy"),
+            "record",
+            "--pid",
+            str(gateway.process.pid),
+            "--duration",
+            "15",
+            "--rate",
+            "200",
+            "--format",
+            "raw",
+            "--output",
+            f"{target}/gateway-{label}.txt",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def signed(key_id: str, secret: str, path: str, body: bytes) -> dict[str, str]:
@@ -338,8 +366,21 @@ async def inbound_figures(
                 4,
             )
 
+            # What the process burns doing nothing (pusher and lag polls, consumers): the
+            # per-order figures below include it; this says how much.
+            idle_cpu = gateway.cpu_seconds()
+            await asyncio.sleep(IDLE_SECONDS)
+            idle_ms_per_s = (gateway.cpu_seconds() - idle_cpu) * 1000 / IDLE_SECONDS
+            report.add(
+                SECTION,
+                f"{label}: gateway process idle CPU (pusher, lag monitor, consumers)",
+                f"{idle_ms_per_s:.1f} CPU-ms per second",
+            )
             steady_bodies = [mall_body(f"B{p.tag}-{i}", p.skus[i % SKUS]) for i in range(ORDERS)]
+            profiler = profile(gateway, label)
             steady = await burst(gateway, key, path, steady_bodies, CONCURRENCY)
+            if profiler is not None:
+                profiler.wait(120)
             report.add(
                 SECTION,
                 f"{label}: inbound mall orders through HTTP → order capture "

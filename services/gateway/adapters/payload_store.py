@@ -110,22 +110,6 @@ async def open_payload(
     )
 
 
-_STORE = """
-INSERT INTO inbound_payloads (channel_id, route, method, path, headers, body)
-VALUES ($1, $2, $3, $4, $5, $6)
-RETURNING payload_id
-"""
-
-
-async def store_payload(pg: Pg, raw: RawPayload) -> int:
-    """Committed before anything looks at the payload (the gRPC inbound path)."""
-    async with pg.connection() as conn:
-        payload_id = await conn.fetchval(
-            _STORE, raw.channel_id, raw.route, raw.method, raw.path, raw.headers, raw.body
-        )
-    return int(payload_id)
-
-
 _STORE_ANSWERED = """
 INSERT INTO inbound_payloads
     (channel_id, route, method, path, headers, body, outcome, http_status, error, authenticated)

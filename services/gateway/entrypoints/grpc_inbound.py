@@ -153,9 +153,9 @@ def _as_grpc(exc: Exception) -> tuple[grpc.StatusCode, str] | DomainError | None
         }
         if code in peer:
             return peer[code](details)
-        if code in (grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.ABORTED):
+        if code == grpc.StatusCode.ABORTED:
             return code, details
-        # A platform service failed or is unreachable: the adapter should retry.
+        # A platform service failed, is unreachable or too slow: the adapter should retry.
         return Unavailable(f"a platform service failed: {code.name}")
     return None
 

@@ -1,9 +1,11 @@
 """The gateway's HTTP API for channel adapters and open-API partners (FastAPI).
 
-Every POST is stored raw (RawPayloadStore) before routing, signature checks or parsing;
-then the request is authenticated (signature, replay window, nonce), charged to its rate
-limit, validated, translated by its connector and accepted. Refusals are JSON bodies in one
-shape (entrypoints/errors.py). See services/gateway/README.md.
+Every POST is stored raw with its answer (PayloadRecorder); a request is authenticated
+against cached keys (signature, replay window) and charged to its rate limit without a
+round trip, validated, translated by its connector and accepted: the payload's store, the
+nonce claim and the duplicate check are one statement, the acceptance with the recorded
+answer another (service_layer/inbound.py). Refusals are JSON bodies in one shape
+(entrypoints/errors.py). See services/gateway/README.md.
 """
 
 from __future__ import annotations
