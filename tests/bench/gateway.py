@@ -212,8 +212,12 @@ class Burst:
     def ok(self) -> int:
         return sum(n for s, n in self.statuses.items() if 200 <= s < 300)
 
-    def cpu_ms_per_ok(self) -> str:
-        return f"{self.cpu * 1000 / self.ok:.2f}" if self.ok else "n/a"
+    def cpu_ms_per_ok(self, idle_ms_per_s: float = 0.0) -> str:
+        """CPU-ms per 2xx answer, and net of what the idle process burns meanwhile."""
+        if not self.ok:
+            return "n/a"
+        net = (self.cpu * 1000 - idle_ms_per_s * self.wall) / self.ok
+        return f"{self.cpu * 1000 / self.ok:.2f} ({net:.2f} net of idle)"
 
     def histogram(self) -> str:
         found = dict(sorted(self.statuses.items()))
@@ -386,7 +390,7 @@ async def inbound_figures(
                 f"{label}: inbound mall orders through HTTP → order capture "
                 f"({ORDERS} orders, {CONCURRENCY} concurrent)",
                 f"{steady.ok / steady.wall:.1f} orders/s; statuses {steady.histogram()}; "
-                f"gateway process {steady.cpu_ms_per_ok()} CPU-ms per order",
+                f"gateway process {steady.cpu_ms_per_ok(idle_ms_per_s)} CPU-ms per order",
             )
             report.add(
                 SECTION, f"{label}: inbound order latency", latency_summary(steady.latencies)
@@ -398,7 +402,7 @@ async def inbound_figures(
                 f"{label}: retries of accepted orders (answered by the gateway alone, "
                 f"{RETRIES}, {CONCURRENCY} concurrent)",
                 f"{retries.ok / retries.wall:.1f} answers/s; statuses {retries.histogram()}; "
-                f"gateway process {retries.cpu_ms_per_ok()} CPU-ms per answer; "
+                f"gateway process {retries.cpu_ms_per_ok(idle_ms_per_s)} CPU-ms per answer; "
                 f"{latency_summary(retries.latencies)}",
             )
 
@@ -415,7 +419,7 @@ async def inbound_figures(
                 f"{BURST_CONCURRENCY} concurrent)",
                 f"statuses {flash.histogram()}; 5xx without Retry-After {flash.bare_5xx}; "
                 f"{flash.ok / flash.wall:.1f} accepted orders/s; "
-                f"gateway process {flash.cpu_ms_per_ok()} CPU-ms per accepted order; "
+                f"gateway process {flash.cpu_ms_per_ok(idle_ms_per_s)} CPU-ms per accepted order; "
                 f"{latency_summary(flash.latencies)}",
             )
             if endpoint is not None:

@@ -5,7 +5,7 @@ UNAVAILABLE). A channel gets a fast, explicit answer instead of a time-out, and 
 accepted, so nothing is lost: its payload is stored with the answer and the channel's retry
 is idempotent (once per channel order id).
 
-Settings: OMNI_GATEWAY_MAX_INFLIGHT_ORDERS (64), OMNI_GATEWAY_ADMISSION_WAIT_SECONDS (0.25),
+Settings: OMNI_GATEWAY_MAX_INFLIGHT_ORDERS (16), OMNI_GATEWAY_ADMISSION_WAIT_SECONDS (0.25),
 OMNI_GATEWAY_RETRY_AFTER_SECONDS (1).
 """
 
@@ -17,7 +17,7 @@ from contextlib import asynccontextmanager
 
 from services.gateway import metrics
 
-DEFAULT_MAX_INFLIGHT = 64
+DEFAULT_MAX_INFLIGHT = 16
 DEFAULT_WAIT_SECONDS = 0.25
 DEFAULT_RETRY_AFTER_SECONDS = 1
 
