@@ -11,12 +11,11 @@ import grpc
 from omni.gateway.v1 import gateway_service_pb2_grpc
 
 from libs.service_app import ConsumerSpec, Runtime, ServiceDefinition
-from services.gateway.adapters.peers import Peers
 from services.gateway.entrypoints.consumers import consumer_specs
 from services.gateway.entrypoints.grpc_servicer import GatewayServicer
 from services.gateway.entrypoints.http_app import serve_http
 from services.gateway.service_layer.inbound import UNAUTHENTICATED_TTL_SECONDS, run_payload_purger
-from services.gateway.service_layer.ingest import Gateway
+from services.gateway.service_layer.ingest import Gateway, make_gateway
 from services.gateway.service_layer.outbound import PushSettings, run_lag_monitor, run_pusher
 from services.gateway.service_layer.security import run_nonce_purger
 
@@ -28,7 +27,7 @@ _GATEWAYS: dict[int, Gateway] = {}
 def gateway_for(runtime: Runtime) -> Gateway:
     key = id(runtime)
     if key not in _GATEWAYS:
-        _GATEWAYS[key] = Gateway(runtime.db, runtime.uow_factory, Peers(runtime.settings))
+        _GATEWAYS[key] = make_gateway(runtime)
     return _GATEWAYS[key]
 
 

@@ -45,3 +45,10 @@ OLDEST_PENDING_PUSH_AGE = Gauge(
     "acknowledged",
     ["channel"],
 )
+SHED = Counter(
+    "omni_gateway_shed_total",
+    "Inbound requests answered 503 + Retry-After instead of waiting: saturated (no capture "
+    "slot free in time) or peer_busy (the order service answered RESOURCE_EXHAUSTED, "
+    "UNAVAILABLE or DEADLINE_EXCEEDED)",
+    ["reason"],
+)

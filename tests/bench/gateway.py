@@ -1,17 +1,32 @@
 """Gateway benchmark: signed inbound orders through the HTTP API end to end (gateway → order
-service capture, routing and stock hold at inventory → answer), and stock change → channel
-push lag (inventory movement → StockChangedEvent → gateway consumer → push acknowledged by a
-channel endpoint on 127.0.0.1). Catalog, inventory, order and the gateway run in this
-process on the embedded PostgreSQL and broker."""
+service capture, routing and stock hold at inventory → answer), a flash-sale burst far above
+capacity, retries of accepted orders, and stock change → channel push lag.
+
+The gateway runs as its own OS process (``python -m services.gateway``) so that its CPU time
+is read from ``/proc/<pid>/stat`` (user + system) around each burst: "gateway CPU-ms per
+order" is that delta divided by the orders answered 2xx. Catalog, inventory and order run in
+this process on the embedded PostgreSQL and broker.
+
+Before and after in one run: with ``OMNI_BENCH_GATEWAY_BASELINE=<path>`` (a checkout of an
+earlier commit, with its own ``gen/``, e.g. ``git archive <commit> | tar -x -C <path>`` and
+``cp -r gen <path>``) the same bursts run first against that tree's gateway ("before"),
+then against this tree's ("after"), on the same platform and database.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import json
+import os
+import subprocess
+import sys
 import time
 import uuid
+from collections import Counter
+from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -32,16 +47,21 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from libs.local_stack import free_port
-from libs.testing.plugin import TestStack
-from libs.testing.services import eventually, running_service
+from libs.testing.plugin import REPO, TestStack
+from libs.testing.services import eventually, health_status, running_service
 from services.gateway.domain import signatures
 from tests.bench.report import Report, latency_summary
 
 ORDERS = 400
 CONCURRENCY = 8
+BURST_ORDERS = 600
+BURST_CONCURRENCY = 200
+RETRIES = 400
 SKUS = 20
 STOCK_CHANGES = 120
 SECTION = "gateway"
+IDLE_SECONDS = 3.0
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def rid() -> str:
@@ -71,6 +91,88 @@ class Endpoint:
         return task
 
 
+class GatewayProcess:
+    """The gateway of source tree ``tree`` as its own OS process."""
+
+    def __init__(self, tree: Path, env: dict[str, str], log_path: Path) -> None:
+        self.grpc_port = free_port()
+        self.http_port = free_port()
+        full_env = {
+            **os.environ,
+            **env,
+            "OMNI_GATEWAY_GRPC_PORT": str(self.grpc_port),
+            "OMNI_GATEWAY_HTTP_PORT": str(self.http_port),
+            "OMNI_GATEWAY_METRICS_PORT": "-1",
+            "PYTHONPATH": f"{tree}:{tree / 'gen'}",
+        }
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log = open(log_path, "ab")  # noqa: SIM115 - closed in stop()
+        self.log_path = log_path
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "services.gateway"],
+            cwd=tree,
+            env=full_env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU of the process so far (/proc/<pid>/stat fields 14 and 15)."""
+        stat = Path(f"/proc/{self.process.pid}/stat").read_text()
+        fields = stat.rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+    async def wait_serving(self, timeout: float = 90) -> None:
+        deadline = time.monotonic() + timeout
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{self.http_port}") as http:
+            while time.monotonic() < deadline:
+                if self.process.poll() is not None:
+                    raise RuntimeError(f"gateway exited: {self.log_path.read_text()[-3000:]}")
+                with contextlib.suppress(Exception):
+                    serving = await health_status(f"127.0.0.1:{self.grpc_port}") == 1
+                    if serving and (await http.get("/healthz")).status_code == 200:
+                        return
+                await asyncio.sleep(0.2)
+        raise TimeoutError("gateway not serving")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+        self._log.close()
+
+
+def profile(gateway: GatewayProcess, label: str) -> subprocess.Popen[bytes] | None:
+    """With OMNI_BENCH_PYSPY=<dir>: py-spy samples the gateway during the steady burst
+    (a flame graph per label in that directory)."""
+    target = os.environ.get("OMNI_BENCH_PYSPY")
+    if not target:
+        return None
+    Path(target).mkdir(parents=True, exist_ok=True)
+    return subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "py-spy"),
+            "record",
+            "--pid",
+            str(gateway.process.pid),
+            "--duration",
+            "15",
+            "--rate",
+            "200",
+            "--format",
+            "raw",
+            "--output",
+            f"{target}/gateway-{label}.txt",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
 def signed(key_id: str, secret: str, path: str, body: bytes) -> dict[str, str]:
     ts = int(time.time())
     nonce = rid()
@@ -83,11 +185,295 @@ def signed(key_id: str, secret: str, path: str, body: bytes) -> dict[str, str]:
     }
 
 
+def mall_body(order_no: str, sku: str) -> bytes:
+    return json.dumps(
+        {
+            "order_no": order_no,
+            "member_id": f"m-{order_no}",
+            "fulfilment": "express",
+            "delivery_address": {"province": "Shanghai", "city": "Shanghai", "street": "1 Rd"},
+            "items": [{"sku_code": sku, "quantity": 1, "unit_price": 9900}],
+            "total": 9900,
+        }
+    ).encode()
+
+
+@dataclass
+class Burst:
+    wall: float = 0.0
+    cpu: float = 0.0
+    latencies: list[float] = field(default_factory=list)
+    statuses: Counter[int] = field(default_factory=Counter)
+    # 5xx answers without a Retry-After header (a channel cannot tell when to come back).
+    bare_5xx: int = 0
+    transport_errors: int = 0
+
+    @property
+    def ok(self) -> int:
+        return sum(n for s, n in self.statuses.items() if 200 <= s < 300)
+
+    def cpu_ms_per_ok(self, idle_ms_per_s: float = 0.0) -> str:
+        """CPU-ms per 2xx answer, and net of what the idle process burns meanwhile."""
+        if not self.ok:
+            return "n/a"
+        net = (self.cpu * 1000 - idle_ms_per_s * self.wall) / self.ok
+        return f"{self.cpu * 1000 / self.ok:.2f} ({net:.2f} net of idle)"
+
+    def histogram(self) -> str:
+        found = dict(sorted(self.statuses.items()))
+        if self.transport_errors:
+            found[0] = self.transport_errors
+        return str(found)
+
+
+async def burst(
+    gateway: GatewayProcess,
+    key: gw_svc.IssueCredentialResponse,
+    path: str,
+    bodies: list[bytes],
+    concurrency: int,
+) -> Burst:
+    result = Burst()
+    queue: asyncio.Queue[bytes] = asyncio.Queue()
+    for body in bodies:
+        queue.put_nowait(body)
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(
+        base_url=f"http://127.0.0.1:{gateway.http_port}", timeout=60, limits=limits
+    ) as http:
+
+        async def worker() -> None:
+            while not queue.empty():
+                body = queue.get_nowait()
+                started = time.perf_counter()
+                try:
+                    response = await http.post(
+                        path,
+                        content=body,
+                        headers=signed(key.credential.key_id, key.secret, path, body),
+                    )
+                except httpx.HTTPError:
+                    result.transport_errors += 1
+                    continue
+                result.latencies.append(time.perf_counter() - started)
+                result.statuses[response.status_code] += 1
+                if response.status_code >= 500 and "retry-after" not in response.headers:
+                    result.bare_5xx += 1
+
+        cpu = gateway.cpu_seconds()
+        wall = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        result.wall = time.perf_counter() - wall
+        result.cpu = gateway.cpu_seconds() - cpu
+    return result
+
+
+@dataclass
+class Platform:
+    stack: TestStack
+    peers: dict[str, str]
+    catalog: cat_grpc.CatalogServiceAsyncStub
+    inventory: inv_grpc.InventoryServiceAsyncStub
+    skus: list[str]
+    tag: str
+
+
+async def stock_platform(p: Platform, location: str, channels: list[str]) -> None:
+    await p.inventory.CreateLocation(
+        inv_svc.CreateLocationRequest(
+            request_id=rid(),
+            location=inv.Location(
+                location_id=location,
+                name=location,
+                type=inv.LOCATION_TYPE_ECOMMERCE_WAREHOUSE,
+                province="Shanghai",
+                city="Shanghai",
+                latitude=31.2,
+                longitude=121.4,
+                time_zone="Asia/Shanghai",
+                capabilities=[inv.CAPABILITY_EXPRESS_SHIPPING],
+                channels=channels,
+            ),
+        )
+    )
+    for sku in p.skus:
+        await p.inventory.RecordMovement(
+            inv_svc.RecordMovementRequest(
+                request_id=rid(),
+                location_id=location,
+                sku_code=sku,
+                kind=inv.MOVEMENT_KIND_RECEIPT,
+                quantity=100_000,
+            )
+        )
+
+
+async def open_channel(
+    p: Platform, stub: gw_grpc.GatewayServiceAsyncStub, channel_id: str, push_endpoint: str
+) -> gw_svc.IssueCredentialResponse:
+    await stub.CreateChannel(
+        gw_svc.CreateChannelRequest(
+            request_id=rid(),
+            channel=gw.Channel(
+                channel_id=channel_id,
+                kind=gw.CHANNEL_KIND_OWN_ONLINE,
+                connector=gw.CONNECTOR_TYPE_WEB_MALL,
+                rate_limit_per_second=100_000,
+                rate_limit_burst=100_000,
+                push_endpoint=push_endpoint,
+            ),
+        )
+    )
+    await p.catalog.RegisterChannel(
+        cat_svc.RegisterChannelRequest(
+            request_id=rid(),
+            channel=cat.Channel(channel_id=channel_id, kind=cat.CHANNEL_KIND_ONLINE),
+        )
+    )
+    key: gw_svc.IssueCredentialResponse = await stub.IssueCredential(
+        gw_svc.IssueCredentialRequest(
+            request_id=rid(),
+            owner_kind=gw.OWNER_KIND_CHANNEL,
+            owner_id=channel_id,
+            channel_id=channel_id,
+            scopes=["orders:write"],
+        )
+    )
+    return key
+
+
+async def inbound_figures(
+    p: Platform, tree: Path, label: str, report: Report, endpoint: Endpoint | None
+) -> None:
+    """Steady orders, a burst far above capacity and retries, against one gateway process;
+    with ``endpoint``, the stock push lag too."""
+    env = {
+        **p.stack.env(),
+        **{f"OMNI_{name.upper()}_ADDR": address for name, address in p.peers.items()},
+        "OMNI_GATEWAY_PUSH_POLL_SECONDS": "0.05",
+    }
+    gateway = GatewayProcess(tree, env, REPO / ".omni" / f"bench-gateway-{label}.log")
+    try:
+        await gateway.wait_serving()
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{gateway.grpc_port}") as channel:
+            stub = gw_grpc.GatewayServiceStub(channel)
+            channel_id = f"BENCH-MALL-{p.tag}-{label.upper()}"
+            key = await open_channel(p, stub, channel_id, "")
+            await stock_platform(p, f"BENCH-WH-{p.tag}-{label.upper()}", [channel_id])
+            path = f"/v1/channels/{channel_id}/mall/orders"
+            # Warm up (connections, caches, first-call imports) outside the figures.
+            await burst(
+                gateway,
+                key,
+                path,
+                [mall_body(f"W{p.tag}-{i}", p.skus[i % SKUS]) for i in range(20)],
+                4,
+            )
+
+            # What the process burns doing nothing (pusher and lag polls, consumers): the
+            # per-order figures below include it; this says how much.
+            idle_cpu = gateway.cpu_seconds()
+            await asyncio.sleep(IDLE_SECONDS)
+            idle_ms_per_s = (gateway.cpu_seconds() - idle_cpu) * 1000 / IDLE_SECONDS
+            report.add(
+                SECTION,
+                f"{label}: gateway process idle CPU (pusher, lag monitor, consumers)",
+                f"{idle_ms_per_s:.1f} CPU-ms per second",
+            )
+            steady_bodies = [mall_body(f"B{p.tag}-{i}", p.skus[i % SKUS]) for i in range(ORDERS)]
+            profiler = profile(gateway, label)
+            steady = await burst(gateway, key, path, steady_bodies, CONCURRENCY)
+            if profiler is not None:
+                profiler.wait(120)
+            report.add(
+                SECTION,
+                f"{label}: inbound mall orders through HTTP → order capture "
+                f"({ORDERS} orders, {CONCURRENCY} concurrent)",
+                f"{steady.ok / steady.wall:.1f} orders/s; statuses {steady.histogram()}; "
+                f"gateway process {steady.cpu_ms_per_ok(idle_ms_per_s)} CPU-ms per order",
+            )
+            report.add(
+                SECTION, f"{label}: inbound order latency", latency_summary(steady.latencies)
+            )
+
+            retries = await burst(gateway, key, path, steady_bodies[:RETRIES], CONCURRENCY)
+            report.add(
+                SECTION,
+                f"{label}: retries of accepted orders (answered by the gateway alone, "
+                f"{RETRIES}, {CONCURRENCY} concurrent)",
+                f"{retries.ok / retries.wall:.1f} answers/s; statuses {retries.histogram()}; "
+                f"gateway process {retries.cpu_ms_per_ok(idle_ms_per_s)} CPU-ms per answer; "
+                f"{latency_summary(retries.latencies)}",
+            )
+
+            flash = await burst(
+                gateway,
+                key,
+                path,
+                [mall_body(f"F{p.tag}-{i}", p.skus[i % SKUS]) for i in range(BURST_ORDERS)],
+                BURST_CONCURRENCY,
+            )
+            report.add(
+                SECTION,
+                f"{label}: flash-sale burst ({BURST_ORDERS} signed orders, "
+                f"{BURST_CONCURRENCY} concurrent)",
+                f"statuses {flash.histogram()}; 5xx without Retry-After {flash.bare_5xx}; "
+                f"{flash.ok / flash.wall:.1f} accepted orders/s; "
+                f"gateway process {flash.cpu_ms_per_ok(idle_ms_per_s)} CPU-ms per accepted order; "
+                f"{latency_summary(flash.latencies)}",
+            )
+            if endpoint is not None:
+                await push_lag(p, stub, endpoint, report)
+    finally:
+        gateway.stop()
+
+
+async def push_lag(
+    p: Platform, stub: gw_grpc.GatewayServiceAsyncStub, endpoint: Endpoint, report: Report
+) -> None:
+    """Stock change → StockChangedEvent → gateway consumer → push acknowledged."""
+    channel_id = f"BENCH-PUSH-{p.tag}"
+    await open_channel(p, stub, channel_id, f"http://127.0.0.1:{endpoint.port}/push")
+    location = f"BENCH-WH-{p.tag}-PUSH"
+    await stock_platform(p, location, [channel_id])
+    # Let the pushes caused by the set-up drain, then measure only new ones.
+    await asyncio.sleep(2)
+    endpoint.arrivals.clear()
+    for i in range(STOCK_CHANGES):
+        await p.inventory.RecordMovement(
+            inv_svc.RecordMovementRequest(
+                request_id=rid(),
+                location_id=location,
+                sku_code=p.skus[i % SKUS],
+                kind=inv.MOVEMENT_KIND_RECEIPT,
+                quantity=1,
+            )
+        )
+        await asyncio.sleep(0.02)
+
+    async def drained() -> None:
+        stock = [a for a in endpoint.arrivals if a[0]["kind"] == "stock"]
+        assert len({a[0]["subject"] for a in stock}) == SKUS
+
+    await eventually(drained, timeout=60)
+    await asyncio.sleep(1)
+    lags = [
+        arrived - datetime.fromisoformat(body["event_time"]).timestamp()
+        for body, arrived in endpoint.arrivals
+        if body["kind"] == "stock"
+    ]
+    report.add(
+        SECTION,
+        f"stock change → channel push acknowledged ({STOCK_CHANGES} movements "
+        f"over {SKUS} SKUs, coalesced into {len(lags)} pushes)",
+        latency_summary(lags),
+    )
+
+
 async def run(stack: TestStack, report: Report) -> None:
     endpoint = Endpoint()
     server_task = await endpoint.start()
     tag = uuid.uuid4().hex[:6].upper()
-    channel_id = f"BENCH-MALL-{tag}"
     async with contextlib.AsyncExitStack() as exits:
         catalog = await exits.enter_async_context(running_service(stack.settings("catalog")))
         inventory = await exits.enter_async_context(running_service(stack.settings("inventory")))
@@ -100,184 +486,42 @@ async def run(stack: TestStack, report: Report) -> None:
             running_service(stack.settings("order", peer_addresses=peers))
         )
         peers["order"] = f"127.0.0.1:{order.port}"
-        http_port = free_port()
-        gateway = await exits.enter_async_context(
-            running_service(
-                stack.settings(
-                    "gateway",
-                    gateway_http_port=http_port,
-                    peer_addresses=peers,
-                    extra={"OMNI_GATEWAY_PUSH_POLL_SECONDS": "0.05"},
-                )
-            )
-        )
-        channels = [
-            grpc.aio.insecure_channel(f"127.0.0.1:{p.port}") for p in (gateway, catalog, inventory)
-        ]
+        channels = [grpc.aio.insecure_channel(f"127.0.0.1:{x.port}") for x in (catalog, inventory)]
         for c in channels:
             exits.push_async_callback(c.close)
-        gateway_stub = gw_grpc.GatewayServiceStub(channels[0])
-        catalog_stub = cat_grpc.CatalogServiceStub(channels[1])
-        inventory_stub = inv_grpc.InventoryServiceStub(channels[2])
-
-        await gateway_stub.CreateChannel(
-            gw_svc.CreateChannelRequest(
-                request_id=rid(),
-                channel=gw.Channel(
-                    channel_id=channel_id,
-                    kind=gw.CHANNEL_KIND_OWN_ONLINE,
-                    connector=gw.CONNECTOR_TYPE_WEB_MALL,
-                    rate_limit_per_second=100_000,
-                    rate_limit_burst=100_000,
-                    push_endpoint=f"http://127.0.0.1:{endpoint.port}/push",
-                ),
-            )
-        )
-        await catalog_stub.RegisterChannel(
-            cat_svc.RegisterChannelRequest(
-                request_id=rid(),
-                channel=cat.Channel(channel_id=channel_id, kind=cat.CHANNEL_KIND_ONLINE),
-            )
-        )
-        key = await gateway_stub.IssueCredential(
-            gw_svc.IssueCredentialRequest(
-                request_id=rid(),
-                owner_kind=gw.OWNER_KIND_CHANNEL,
-                owner_id=channel_id,
-                channel_id=channel_id,
-                scopes=["orders:write"],
-            )
+        p = Platform(
+            stack,
+            peers,
+            cat_grpc.CatalogServiceStub(channels[0]),
+            inv_grpc.InventoryServiceStub(channels[1]),
+            [],
+            tag,
         )
         style = f"BS-{tag}"
-        await catalog_stub.CreateStyle(
+        await p.catalog.CreateStyle(
             cat_svc.CreateStyleRequest(
                 request_id=rid(), style=cat.Style(style_code=style, name=style)
             )
         )
-        skus = [f"{style}-{i:03d}" for i in range(SKUS)]
-        for sku in skus:
+        p.skus = [f"{style}-{i:03d}" for i in range(SKUS)]
+        for sku in p.skus:
             request = cat_svc.CreateSkuRequest(
                 request_id=rid(), sku_code=sku, style_code=style, name=sku
             )
             request.list_price.currency_code = "CNY"
             request.list_price.amount_minor = 9900
-            await catalog_stub.CreateSku(request)
-        location = f"BENCH-WH-{tag}"
-        await inventory_stub.CreateLocation(
-            inv_svc.CreateLocationRequest(
-                request_id=rid(),
-                location=inv.Location(
-                    location_id=location,
-                    name=location,
-                    type=inv.LOCATION_TYPE_ECOMMERCE_WAREHOUSE,
-                    province="Shanghai",
-                    city="Shanghai",
-                    latitude=31.2,
-                    longitude=121.4,
-                    time_zone="Asia/Shanghai",
-                    capabilities=[inv.CAPABILITY_EXPRESS_SHIPPING],
-                    channels=[channel_id],
-                ),
-            )
-        )
-        for sku in skus:
+            await p.catalog.CreateSku(request)
+        for sku in p.skus:
 
             async def tracked(sku: str = sku) -> None:
-                await inventory_stub.GetTrackedSku(inv_svc.GetTrackedSkuRequest(sku_code=sku))
+                await p.inventory.GetTrackedSku(inv_svc.GetTrackedSkuRequest(sku_code=sku))
 
             await eventually(tracked, timeout=30)
-            await inventory_stub.RecordMovement(
-                inv_svc.RecordMovementRequest(
-                    request_id=rid(),
-                    location_id=location,
-                    sku_code=sku,
-                    kind=inv.MOVEMENT_KIND_RECEIPT,
-                    quantity=100_000,
-                )
-            )
 
-        # ---- inbound orders ---------------------------------------------------------
-        path = f"/v1/channels/{channel_id}/mall/orders"
-        latencies: list[float] = []
-        statuses: dict[int, int] = {}
-        queue: asyncio.Queue[int] = asyncio.Queue()
-        for i in range(ORDERS):
-            queue.put_nowait(i)
-
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{http_port}", timeout=30) as http:
-
-            async def worker() -> None:
-                while not queue.empty():
-                    i = queue.get_nowait()
-                    body = json.dumps(
-                        {
-                            "order_no": f"B{tag}-{i}",
-                            "member_id": f"m-{i}",
-                            "fulfilment": "express",
-                            "delivery_address": {
-                                "province": "Shanghai",
-                                "city": "Shanghai",
-                                "street": "1 Bench Rd",
-                            },
-                            "items": [
-                                {"sku_code": skus[i % SKUS], "quantity": 1, "unit_price": 9900}
-                            ],
-                            "total": 9900,
-                        }
-                    ).encode()
-                    started = time.perf_counter()
-                    response = await http.post(
-                        path,
-                        content=body,
-                        headers=signed(key.credential.key_id, key.secret, path, body),
-                    )
-                    latencies.append(time.perf_counter() - started)
-                    statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
-
-            wall = time.perf_counter()
-            await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
-            wall = time.perf_counter() - wall
-        report.add(
-            SECTION,
-            f"inbound mall orders/s through HTTP → order capture "
-            f"({ORDERS} orders, {CONCURRENCY} concurrent)",
-            f"{ORDERS / wall:.1f} orders/s; statuses {dict(sorted(statuses.items()))}",
-        )
-        report.add(SECTION, "inbound order latency", latency_summary(latencies))
-
-        # ---- stock change → channel push lag -----------------------------------------
-        # Let the pushes caused by the orders above drain, then measure only new ones.
-        await asyncio.sleep(2)
-        endpoint.arrivals.clear()
-        for i in range(STOCK_CHANGES):
-            await inventory_stub.RecordMovement(
-                inv_svc.RecordMovementRequest(
-                    request_id=rid(),
-                    location_id=location,
-                    sku_code=skus[i % SKUS],
-                    kind=inv.MOVEMENT_KIND_RECEIPT,
-                    quantity=1,
-                )
-            )
-            await asyncio.sleep(0.02)
-
-        async def drained() -> None:
-            stock = [a for a in endpoint.arrivals if a[0]["kind"] == "stock"]
-            assert len({a[0]["subject"] for a in stock}) == SKUS
-
-        await eventually(drained, timeout=60)
-        await asyncio.sleep(1)
-        lags = [
-            arrived - datetime.fromisoformat(body["event_time"]).timestamp()
-            for body, arrived in endpoint.arrivals
-            if body["kind"] == "stock"
-        ]
-        report.add(
-            SECTION,
-            f"stock change → channel push acknowledged ({STOCK_CHANGES} movements "
-            f"over {SKUS} SKUs, coalesced into {len(lags)} pushes)",
-            latency_summary(lags),
-        )
+        baseline = os.environ.get("OMNI_BENCH_GATEWAY_BASELINE")
+        if baseline:
+            await inbound_figures(p, Path(baseline), "before", report, None)
+        await inbound_figures(p, REPO, "after" if baseline else "now", report, endpoint)
     if endpoint.server is not None:
         endpoint.server.should_exit = True
     with contextlib.suppress(Exception):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Collection
 from dataclasses import dataclass
+from datetime import datetime
 from urllib.parse import urlparse
 
 from libs.errors import Validator
@@ -39,6 +40,25 @@ class ChannelConfig:
     burst: int
     push_endpoint: str
     stock_channel: str
+
+
+@dataclass(frozen=True)
+class Channel:
+    config: ChannelConfig
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class CredentialRow:
+    key_id: str
+    owner_kind: str
+    owner_id: str
+    channel_id: str
+    scopes: tuple[str, ...]
+    rate_per_second: int
+    burst: int
+    revoked: bool
+    created_at: datetime
 
 
 def validate_endpoint(endpoint: str, field: str, v: Validator) -> None:

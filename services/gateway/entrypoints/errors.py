@@ -9,11 +9,11 @@ codes all end up here.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any
 
 import grpc
+import orjson
 from pydantic import ValidationError
 
 from libs.errors import (
@@ -28,6 +28,7 @@ from libs.errors import (
 )
 from libs.grpc_errors import field_violations
 from services.gateway.domain.signatures import SignatureError
+from services.gateway.service_layer.admission import DEFAULT_RETRY_AFTER_SECONDS, Busy
 from services.gateway.service_layer.security import ChannelSuspended, RateLimited
 
 # A peer's gRPC status → our HTTP status (the codes a peer answers on purpose).
@@ -39,10 +40,16 @@ GRPC_TO_HTTP: dict[grpc.StatusCode, int] = {
     grpc.StatusCode.ABORTED: 409,
     grpc.StatusCode.PERMISSION_DENIED: 403,
     grpc.StatusCode.UNAUTHENTICATED: 401,
-    grpc.StatusCode.RESOURCE_EXHAUSTED: 429,
-    grpc.StatusCode.UNAVAILABLE: 503,
-    grpc.StatusCode.DEADLINE_EXCEEDED: 504,
 }
+# A peer that cannot answer now (overloaded, down, too slow): the channel is told to come
+# back, fast and explicitly — never left to time out.
+GRPC_BUSY = frozenset(
+    {
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+    }
+)
 
 DOMAIN_TO_HTTP: dict[type[DomainError], tuple[int, str]] = {
     InvalidArgument: (422, "INVALID_ARGUMENT"),
@@ -93,6 +100,12 @@ def from_exception(exc: BaseException) -> tuple[int, dict[str, Any], dict[str, s
             body("RESOURCE_EXHAUSTED", f"rate limit exceeded; retry after {exc.retry_after}s"),
             {"Retry-After": str(exc.retry_after)},
         )
+    if isinstance(exc, Busy):
+        return (
+            503,
+            body("UNAVAILABLE", str(exc)),
+            {"Retry-After": str(exc.retry_after)},
+        )
     if isinstance(exc, ChannelSuspended):
         return 403, body("PERMISSION_DENIED", f"channel {exc.channel_id} is suspended"), {}
     if isinstance(exc, ValidationError):
@@ -107,9 +120,16 @@ def from_exception(exc: BaseException) -> tuple[int, dict[str, Any], dict[str, s
                     if isinstance(exc, InvalidArgument)
                     else []
                 )
-                return status, body(code, exc.message, violations), {}
+                retry = {"Retry-After": str(DEFAULT_RETRY_AFTER_SECONDS)} if status == 503 else {}
+                return status, body(code, exc.message, violations), retry
         return 409, body(exc.reason, exc.message), {}
     if isinstance(exc, grpc.aio.AioRpcError):
+        if exc.code() in GRPC_BUSY:
+            return (
+                503,
+                body("UNAVAILABLE", f"a platform service is busy ({exc.code().name}); retry"),
+                {"Retry-After": str(DEFAULT_RETRY_AFTER_SECONDS)},
+            )
         mapped = GRPC_TO_HTTP.get(exc.code())
         if mapped is None:
             # A peer failed (INTERNAL, UNKNOWN...): not the caller's fault, not ours either.
@@ -119,4 +139,4 @@ def from_exception(exc: BaseException) -> tuple[int, dict[str, Any], dict[str, s
 
 
 def dumps(payload: dict[str, Any]) -> str:
-    return json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
+    return orjson.dumps(payload).decode()

@@ -33,7 +33,7 @@ from services.gateway.domain.signatures import SignatureError
 from services.gateway.entrypoints import errors
 from services.gateway.entrypoints.input_guard import check_json
 from services.gateway.service_layer import inbound, ingest, security
-from services.gateway.service_layer.channels import Channel
+from services.gateway.service_layer.admission import Busy
 from services.gateway.service_layer.ingest import Answer, Gateway
 
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -90,14 +90,15 @@ def _in_payload(found: list[tuple[str, str]]) -> InvalidArgument:
 
 
 async def _run(
-    gw: Gateway, sub: Submission, metadata: Mapping[str, str], payload_id: int
-) -> tuple[Channel, Answer]:
+    gw: Gateway, sub: Submission, metadata: Mapping[str, str], receipt: inbound.Receipt
+) -> Answer:
     """Authenticate, translate and accept; the same handler as the HTTP route."""
     found = check_json(sub.payload)
     if found:
         raise _in_payload(found)
-    caller, channel = await security.authenticate(
-        gw.db,
+    auth = await security.authenticate(
+        gw.directory,
+        gw.limiter,
         style="omni",
         headers=metadata,
         query={},
@@ -106,7 +107,9 @@ async def _run(
         body=sub.payload,
         now=time.time(),
     )
-    require_channel(caller, sub.channel_id)
+    receipt.auth = auth
+    require_channel(auth.caller, sub.channel_id)
+    channel = auth.channel
     if channel.config.connector != sub.connector:
         raise InvalidArgument.field(
             "connector", f"channel {sub.channel_id} uses the {channel.config.connector} connector"
@@ -116,7 +119,7 @@ async def _run(
         body = route.model.model_validate_json(sub.payload)
     except ValidationError as exc:
         raise _in_payload(errors.validation_violations(exc.errors())) from exc
-    return channel, await route.handler(gw, channel, body, payload_id, caller)
+    return await ingest.handle(gw, route, receipt, body)
 
 
 def _as_grpc(exc: Exception) -> tuple[grpc.StatusCode, str] | DomainError | None:
@@ -132,6 +135,8 @@ def _as_grpc(exc: Exception) -> tuple[grpc.StatusCode, str] | DomainError | None
         )
     if isinstance(exc, security.ChannelSuspended):
         return PermissionDenied(str(exc))
+    if isinstance(exc, Busy):
+        return Unavailable(str(exc))
     if isinstance(exc, grpc.aio.AioRpcError):
         code = exc.code()
         details = exc.details() or ""
@@ -148,9 +153,9 @@ def _as_grpc(exc: Exception) -> tuple[grpc.StatusCode, str] | DomainError | None
         }
         if code in peer:
             return peer[code](details)
-        if code in (grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.ABORTED):
+        if code == grpc.StatusCode.ABORTED:
             return code, details
-        # A platform service failed or is unreachable: the adapter should retry.
+        # A platform service failed, is unreachable or too slow: the adapter should retry.
         return Unavailable(f"a platform service failed: {code.name}")
     return None
 
@@ -158,7 +163,8 @@ def _as_grpc(exc: Exception) -> tuple[grpc.StatusCode, str] | DomainError | None
 async def submit_channel_order(
     gw: Gateway, request: pb.SubmitChannelOrderRequest, context: Context
 ) -> pb.SubmitChannelOrderResponse:
-    """Stored raw first (even if the request is then refused), like every HTTP payload."""
+    """Stored with its answer (even if the request is then refused), like every HTTP
+    payload: by the statement that opens it, or with the refusal."""
     metadata = {k.lower(): v for k, v in context.invocation_metadata() or () if isinstance(v, str)}
     if len(request.payload) > MAX_PAYLOAD_BYTES:
         raise InvalidArgument.field("payload", "is over 1 MB")
@@ -167,9 +173,8 @@ async def submit_channel_order(
     route = request.route or default[0]
     if route not in ingest.ROUTES:
         route = "unknown"
-    try:
-        payload_id = await inbound.store_payload(
-            gw.db,
+    receipt = inbound.Receipt(
+        inbound.RawPayload(
             channel_id,
             route,
             METHOD,
@@ -177,23 +182,19 @@ async def submit_channel_order(
             inbound.redact_headers(metadata),
             request.payload,
         )
-    except Exception as exc:
-        raise Unavailable("cannot store the payload") from exc
-    status, error, duplicate = 500, "", False
-    kind: str | None = None
+    )
+    status, error = 500, ""
     try:
         sub = validate(request)
         route = sub.route
-        channel, answer = await _run(gw, sub, metadata, payload_id)
-        kind = channel.config.kind
+        answer = await _run(gw, sub, metadata, receipt)
         status = answer.status
-        duplicate = bool(answer.body.get("duplicate"))
         return pb.SubmitChannelOrderResponse(
             order_id=answer.body["order_id"],
             channel_order_id=answer.body["channel_order_id"],
             status=answer.body["status"],
-            duplicate=duplicate,
-            payload_id=payload_id,
+            duplicate=receipt.duplicate,
+            payload_id=receipt.payload_id or 0,
         )
     except Exception as exc:
         known = errors.from_exception(exc)
@@ -207,7 +208,11 @@ async def submit_channel_order(
         await context.abort(*translated)
         raise
     finally:
-        inbound.count_payload(kind, route, status, duplicate)
-        await inbound.finish_payload(
-            gw.db, payload_id, status, error, channel_id or None, authenticated=kind is not None
-        )
+        stored = receipt.payload_id is not None
+        try:
+            await inbound.settle(gw.pg, receipt, status, error)
+        except Exception as exc:
+            if not stored:
+                # Never stored, so never acted on: the adapter retries.
+                raise Unavailable("cannot store the payload") from exc
+        inbound.count_payload(receipt.channel_kind, route, status, receipt.duplicate)

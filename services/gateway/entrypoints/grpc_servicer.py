@@ -118,6 +118,7 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
                 request.rate_limit_per_second,
                 request.rate_limit_burst,
                 request.push_endpoint.strip() or None,
+                self.gw.directory,
             )
             return pb.UpdateChannelResponse(channel=channel_to_proto(updated))
 
@@ -151,7 +152,7 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
         self, request: pb.RevokeCredentialRequest, context: Context
     ) -> pb.RevokeCredentialResponse:
         async def handle(uow: UnitOfWork) -> pb.RevokeCredentialResponse:
-            cred = await channels.revoke_credential(uow, request.key_id)
+            cred = await channels.revoke_credential(uow, request.key_id, self.gw.directory)
             return pb.RevokeCredentialResponse(credential=credential_to_proto(cred))
 
         return await run_idempotent(

@@ -1,9 +1,11 @@
 """The gateway's HTTP API for channel adapters and open-API partners (FastAPI).
 
-Every POST is stored raw (RawPayloadStore) before routing, signature checks or parsing;
-then the request is authenticated (signature, replay window, nonce), charged to its rate
-limit, validated, translated by its connector and accepted. Refusals are JSON bodies in one
-shape (entrypoints/errors.py). See services/gateway/README.md.
+Every POST is stored raw with its answer (PayloadRecorder); a request is authenticated
+against cached keys (signature, replay window) and charged to its rate limit without a
+round trip, validated, translated by its connector and accepted: the payload's store, the
+nonce claim and the duplicate check are one statement, the acceptance with the recorded
+answer another (service_layer/inbound.py). Refusals are JSON bodies in one shape
+(entrypoints/errors.py). See services/gateway/README.md.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Annotated, Any, Literal
 from urllib.parse import parse_qsl
 
 import grpc
+import orjson
 import uvicorn
 from fastapi import Depends, FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -28,7 +31,6 @@ from libs.errors import DomainError, FailedPrecondition
 from libs.service_app import Runtime
 from libs.telemetry import instrument_http_app
 from services.gateway import metrics
-from services.gateway.adapters.peers import Peers
 from services.gateway.connectors import distributor, jd, local_life, pos, tmall, web_mall
 from services.gateway.domain.access import Caller, require_channel, require_scope
 from services.gateway.domain.channels import ID_PATTERN
@@ -43,8 +45,9 @@ from services.gateway.entrypoints.input_guard import (
 )
 from services.gateway.entrypoints.status_page import status_router
 from services.gateway.service_layer import inbound, ingest, security
+from services.gateway.service_layer.admission import Busy
 from services.gateway.service_layer.channels import Channel, get_channel, load_key
-from services.gateway.service_layer.ingest import Answer, Gateway
+from services.gateway.service_layer.ingest import Answer, Gateway, make_gateway
 
 log = logging.getLogger(__name__)
 
@@ -80,9 +83,14 @@ def known_route(name: str) -> str:
     return name if name in ingest.ROUTES else "unknown"
 
 
-class RawPayloadStore:
-    """ASGI middleware: the body of every POST is committed to inbound_payloads before the
-    app sees it, and the answer's status (and error body) is recorded after."""
+class PayloadRecorder:
+    """ASGI middleware: every POST is stored with its answer. The payload itself is stored
+    by the first statement that acts on it (``inbound.open_receipt``: with the nonce claim
+    and, for an order, the duplicate check); a request refused before that (bad input,
+    signature, rate limit, a busy platform, an unknown route) is stored here with its answer
+    in one statement, and an opened one gets its answer recorded here unless the accepting
+    statement did it. The answer leaves only after it was recorded; a payload that cannot be
+    stored at all is answered 503 instead."""
 
     def __init__(self, app: Callable[[Scope, Receive, Send], Awaitable[None]], gw: Gateway) -> None:
         self.app = app
@@ -103,9 +111,8 @@ class RawPayloadStore:
         raw_query = scope.get("query_string", b"").decode("latin-1")
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         channel_id, route = route_of(raw_path)
-        try:
-            payload_id = await inbound.store_payload(
-                self.gw.db,
+        receipt = inbound.Receipt(
+            inbound.RawPayload(
                 channel_id,
                 route,
                 "POST",
@@ -113,60 +120,62 @@ class RawPayloadStore:
                 inbound.redact_headers(headers),
                 body,
             )
-        except Exception:
-            # Nothing is processed that could not be kept first.
-            log.exception("could not store an inbound payload")
-            await send_json(send, 503, errors.body("UNAVAILABLE", "cannot store the payload"))
-            return
-        state = scope.setdefault("state", {})
-        state["payload_id"] = payload_id
-        status = 500
-        error_chunks: list[bytes] = []
-        recorded = False
+        )
+        scope.setdefault("state", {})["receipt"] = receipt
+        start: Message | None = None
+        chunks: list[bytes] = []
 
-        async def record() -> None:
-            nonlocal recorded
-            if recorded:
-                return
-            recorded = True
-            error = b"".join(error_chunks).decode("utf-8", errors="replace")
-            inbound.count_payload(
-                state.get("channel_kind"), route, status, bool(state.get("duplicate"))
-            )
-            try:
-                await asyncio.shield(
-                    inbound.finish_payload(
-                        self.gw.db, payload_id, status, error, state.get("channel_id")
-                    )
-                )
-            except Exception:
-                log.exception(
-                    "could not record a payload outcome", extra={"payload_id": payload_id}
-                )
-
-        async def capture(message: Message) -> None:
-            nonlocal status
+        async def hold(message: Message) -> None:
+            nonlocal start
             if message["type"] == "http.response.start":
-                status = int(message["status"])
+                start = message
             elif message["type"] == "http.response.body":
-                if status >= 400:
-                    error_chunks.append(message.get("body", b""))
-                if not message.get("more_body", False):
-                    # Recorded before the last byte leaves: a client that has the answer
-                    # finds the outcome stored.
-                    await record()
-            await send(message)
+                chunks.append(message.get("body", b""))
 
         try:
-            await self.app(scope, replaying(body, receive), capture)
-        finally:
-            await record()
+            await self.app(scope, replaying(body, receive), hold)
+        except Exception:
+            await self._settle(receipt, route, 500, "")
+            raise
+        status = int(start["status"]) if start is not None else 500
+        answer = b"".join(chunks)
+        error = answer.decode("utf-8", errors="replace") if status >= 400 else ""
+        if not await self._settle(receipt, route, status, error):
+            await send_json(send, 503, errors.body("UNAVAILABLE", "cannot store the payload"))
+            return
+        if start is not None:
+            await send(start)
+        await send({"type": "http.response.body", "body": answer})
+
+    async def _settle(self, receipt: inbound.Receipt, route: str, status: int, error: str) -> bool:
+        """Record the answer; False when the payload could not be stored at all."""
+        try:
+            await inbound.settle(self.gw.pg, receipt, status, error)
+        except Exception:
+            # Nothing was processed: the payload was never stored, so nothing acted on it.
+            log.exception("could not store an inbound payload")
+            inbound.count_payload(receipt.channel_kind, route, 503, False)
+            return False
+        inbound.count_payload(receipt.channel_kind, route, status, receipt.duplicate)
+        return True
+
+
+class FastJSON(JSONResponse):
+    """JSON rendered by orjson (the standard library's encoder is several times slower)."""
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
+
+
+def receipt_of(request: Request) -> inbound.Receipt | None:
+    receipt: inbound.Receipt | None = request.scope.get("state", {}).get("receipt")
+    return receipt
 
 
 def error_json(
     status: int, payload: dict[str, Any], headers: dict[str, str] | None = None
 ) -> JSONResponse:
-    return JSONResponse(payload, status_code=status, headers=headers)
+    return FastJSON(payload, status_code=status, headers=headers)
 
 
 def gateway_of(request: Request) -> Gateway:
@@ -175,26 +184,33 @@ def gateway_of(request: Request) -> Gateway:
 
 
 async def authenticate(request: Request, style: str) -> tuple[Caller, Channel]:
-    body = await request.body()
+    """The signature against the cached key and a token of the rate limit (no round trip);
+    a POST's nonce is claimed with its payload's store, a read's here (one statement)."""
+    gw = gateway_of(request)
+    receipt = receipt_of(request)
+    body = receipt.raw.body if receipt is not None else await request.body()
     # Signed as sent: the raw (still percent-encoded) path and query string.
     raw_path: bytes = request.scope.get("raw_path") or request.url.path.encode()
     path = raw_path.decode("latin-1")
     query_string: bytes = request.scope.get("query_string", b"")
     if query_string:
         path += "?" + query_string.decode("latin-1")
-    caller, channel = await security.authenticate(
-        gateway_of(request).db,
+    auth = await security.authenticate(
+        gw.directory,
+        gw.limiter,
         style=style,
         headers=request.headers,
-        query=dict(request.query_params),
+        query=dict(request.query_params) if style != "omni" else {},
         method=request.method,
         path=path,
         body=body,
         now=time.time(),
     )
-    request.state.channel_id = channel.config.channel_id
-    request.state.channel_kind = channel.config.kind
-    return caller, channel
+    if receipt is not None:
+        receipt.auth = auth
+    else:
+        await security.confirm(gw.pg, gw.directory, auth)
+    return auth.caller, auth.channel
 
 
 def channel_auth(style: str) -> Callable[..., Awaitable[tuple[Caller, Channel]]]:
@@ -411,6 +427,7 @@ def create_app(gw: Gateway | None = None) -> FastAPI:
     # answered inside, where the payload store records the status.
     for kind in (
         SignatureError,
+        Busy,
         security.RateLimited,
         security.ChannelSuspended,
         grpc.aio.AioRpcError,
@@ -422,12 +439,10 @@ def create_app(gw: Gateway | None = None) -> FastAPI:
     async def run(
         route: str, auth: tuple[Caller, Channel], body: BaseModel, request: Request
     ) -> JSONResponse:
-        caller, channel = auth
-        answer: Answer = await ingest.ROUTES[route].handler(
-            gw, channel, body, request.state.payload_id, caller
-        )
-        request.state.duplicate = bool(answer.body.get("duplicate"))
-        return JSONResponse(answer.body, status_code=answer.status)
+        receipt = receipt_of(request)
+        assert receipt is not None, "every POST passes the payload recorder"
+        answer: Answer = await ingest.handle(gw, ingest.ROUTES[route], receipt, body)
+        return FastJSON(answer.body, status_code=answer.status)
 
     responses = ERROR_RESPONSES
 
@@ -736,15 +751,16 @@ def create_app(gw: Gateway | None = None) -> FastAPI:
         view = await ingest.order_view(gw, caller, channel, channel_order_id)
         return OrderStatusOut.model_validate(view)
 
-    # Starlette runs the last added outermost: raw payload first, then the input guard.
+    # Starlette runs the last added outermost: the payload recorder, then the input guard.
     app.add_middleware(InputGuard, max_body=MAX_BODY_BYTES)
-    app.add_middleware(RawPayloadStore, gw=gw)
+    app.add_middleware(PayloadRecorder, gw=gw)
     return app
 
 
 async def replay(gw: Gateway, payload_id: int) -> Answer:
     """ReplayPayload: run a stored payload through its route again, as the key that sent it
-    (its signature was checked when it arrived; the nonce is not checked again)."""
+    (its signature was checked when it arrived; the nonce is not checked again). The stored
+    payload keeps its first answer."""
     async with gw.db.session() as session:
         payload = await inbound.load_payload(session, payload_id)
         route = ingest.ROUTES.get(payload.route)
@@ -758,10 +774,21 @@ async def replay(gw: Gateway, payload_id: int) -> Answer:
             raise FailedPrecondition(f"payload {payload_id} was not sent with a known key")
         cred = found[0]
         channel = await get_channel(session, cred.channel_id)
-    caller = security.caller_of(cred)
+    receipt = inbound.Receipt.stored(
+        payload_id,
+        inbound.RawPayload(
+            payload.channel_id,
+            payload.route,
+            payload.method,
+            payload.path,
+            payload.headers,
+            payload.body,
+        ),
+    )
+    receipt.auth = security.Authenticated(security.caller_of(cred), channel, "")
     try:
         body = route.model.model_validate_json(payload.body)
-        return await route.handler(gw, channel, body, payload_id, caller)
+        return await ingest.handle(gw, route, receipt, body)
     except Exception as exc:
         known = errors.from_exception(exc)
         if known is None:
@@ -770,7 +797,7 @@ async def replay(gw: Gateway, payload_id: int) -> Answer:
 
 
 async def serve_http(runtime: Runtime, gw: Gateway | None = None) -> None:
-    gateway = gw or Gateway(runtime.db, runtime.uow_factory, Peers(runtime.settings))
+    gateway = gw or make_gateway(runtime)
     app = create_app(gateway)
     app.include_router(status_router(runtime.settings))
     instrument_http_app(app)

@@ -7,7 +7,7 @@ or nesting) is answered 422 with the field named, in the one error shape
 
 The checks are pure functions (``check_path``, ``check_query``, ``check_headers``,
 ``check_json``) returning field violations; ``InputGuard`` is the ASGI middleware that
-applies them. It sits inside ``RawPayloadStore``, so a refused POST is still kept raw for
+applies them. It sits inside ``PayloadRecorder``, so a refused POST is still kept raw for
 inspection.
 """
 

@@ -1,28 +1,66 @@
-"""Inbound guarantees: the raw payload is stored first, in its own transaction; a channel
-order is accepted once per (channel, channel order id) whatever the retries."""
+"""Inbound guarantees: the raw payload is stored before anything acts on it, and every
+answer is recorded with it; a channel order is accepted once per (channel, channel order
+id) whatever the retries.
+
+A request's life in the database, on plain asyncpg (adapters/payload_store.py,
+adapters/order_store.py):
+1. ``open_receipt``: ONE statement stores the payload, claims the nonce, re-checks the key
+   and the channel, and finds the channel order a retry refers to (a retry's answer, 200
+   duplicate, is recorded by the same statement);
+2. the order service captures the order (gRPC);
+3. ``accept_order``: ONE statement records the channel order and the payload's answer.
+A request refused before step 1 (bad input, signature, rate limit, busy) is stored with its
+answer in one statement (``settle``); one refused after step 1 has its answer recorded by
+one more.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import logging
-import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-import sqlalchemy as sa
 from omni.order.v1 import order_pb2
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from libs.db import Database
 from libs.errors import NotFound
+from libs.pg import Pg
 from libs.unit_of_work import UnitOfWorkFactory
 from services.gateway import metrics
-from services.gateway.adapters.tables import channel_orders, channel_returns, inbound_payloads
+from services.gateway.adapters import order_store, payload_store
+from services.gateway.adapters.payload_store import RawPayload
 from services.gateway.connectors.pos import ReturnCommand
 from services.gateway.domain.channels import CONNECTOR_KIND
+from services.gateway.domain.inbound import (
+    STATUS_RANK,
+    UNAUTHENTICATED_BODY_BYTES,
+    UNAUTHENTICATED_TTL_SECONDS,
+    AcceptedOrder,
+    OrderTaken,
+    StoredPayload,
+    later_than,
+    outcome_for,
+    result_for,
+)
+from services.gateway.service_layer.directory import Directory
+from services.gateway.service_layer.security import Authenticated, check_verdict
+
+__all__ = [
+    "STATUS_RANK",
+    "UNAUTHENTICATED_BODY_BYTES",
+    "UNAUTHENTICATED_TTL_SECONDS",
+    "AcceptedOrder",
+    "RawPayload",
+    "Receipt",
+    "StoredPayload",
+    "later_than",
+    "outcome_for",
+    "result_for",
+]
 
 log = logging.getLogger(__name__)
 
@@ -45,91 +83,6 @@ def redact_path(raw_path: str, raw_query: str) -> str:
     signature parameters."""
     kept = [p for p in raw_query.split("&") if p and p.partition("=")[0] not in SECRET_PARAMS]
     return raw_path + ("?" + "&".join(kept) if kept else "")
-
-
-# Where a channel order is in its life, as the channel sees it; a status only moves forward.
-STATUS_RANK = {
-    "accepted": 0,
-    "shipped": 1,
-    "ready_for_pickup": 1,
-    "consumed": 2,
-    "completed": 3,
-    "returned": 4,
-    "cancelled": 4,
-}
-
-
-def later_than(status: str) -> list[str]:
-    rank = STATUS_RANK.get(status, 0)
-    return [s for s, r in STATUS_RANK.items() if r > rank]
-
-
-@dataclass(frozen=True)
-class StoredPayload:
-    payload_id: int
-    channel_id: str
-    route: str
-    method: str
-    path: str
-    headers: dict[str, str]
-    body: bytes
-    received_at: datetime
-    outcome: str
-    http_status: int
-    error: str
-
-
-@dataclass(frozen=True)
-class AcceptedOrder:
-    channel_id: str
-    channel_order_id: str
-    order_id: str
-    order: order_pb2.Order
-    partner_id: str
-    status: str
-    accepted_at: datetime
-    created: bool
-
-
-async def store_payload(
-    db: Database,
-    channel_id: str,
-    route: str,
-    method: str,
-    path: str,
-    headers: dict[str, str],
-    body: bytes,
-) -> int:
-    """Committed before anything looks at the payload, so even a request that crashes the
-    handler can be audited and replayed."""
-    async with db.session() as session, session.begin():
-        payload_id = (
-            await session.execute(
-                inbound_payloads.insert()
-                .values(
-                    channel_id=channel_id,
-                    route=route,
-                    method=method,
-                    path=path,
-                    headers=headers,
-                    body=body,
-                )
-                .returning(inbound_payloads.c.payload_id)
-            )
-        ).scalar_one()
-    return int(payload_id)
-
-
-def outcome_for(status: int) -> str:
-    if status < 400:
-        return "accepted"
-    return "rejected" if status < 500 else "failed"
-
-
-def result_for(status: int, duplicate: bool) -> str:
-    """accepted | duplicate | rejected | failed (the label of INBOUND_PAYLOADS)."""
-    outcome = outcome_for(status)
-    return "duplicate" if outcome == "accepted" and duplicate else outcome
 
 
 # The connector each channel route belongs to (the open API's is the key's channel's).
@@ -156,45 +109,121 @@ def count_payload(channel_kind: str | None, route: str, status: int, duplicate: 
         route=route,
         result=result_for(status, duplicate),
     ).inc()
-
-
-# A payload whose sender never proved who it is (bad signature, unknown key or route) is
-# kept for inspection, but bounded: its body cut to this many bytes, and the row deleted
-# after UNAUTHENTICATED_TTL_SECONDS — so a flood of forged requests cannot grow the table
-# without limit. Authenticated payloads (and any still "received", i.e. interrupted) are
-# kept whole and never purged.
-UNAUTHENTICATED_BODY_BYTES = 4096
-UNAUTHENTICATED_TTL_SECONDS = 86_400.0
-
-
-async def finish_payload(
-    db: Database,
-    payload_id: int,
-    status: int,
-    error: str,
-    channel_id: str | None = None,
-    *,
-    authenticated: bool | None = None,
-) -> None:
-    """Record the answer. ``authenticated`` defaults to whether the channel was known
-    (``channel_id`` is passed only once the signature checked out)."""
-    values: dict[str, object] = {
-        "outcome": outcome_for(status),
-        "http_status": status,
-        "error": error[:4000],
-        "authenticated": bool(channel_id) if authenticated is None else authenticated,
-    }
-    if not values["authenticated"]:
-        values["body"] = sa.func.substring(inbound_payloads.c.body, 1, UNAUTHENTICATED_BODY_BYTES)
-    if channel_id:
-        values["channel_id"] = channel_id
-    async with db.session() as session, session.begin():
-        await session.execute(
-            inbound_payloads.update()
-            .where(inbound_payloads.c.payload_id == payload_id)
-            .values(**values)
-        )
     metrics.INBOUND_OUTCOMES.labels(outcome=outcome_for(status)).inc()
+
+
+@dataclass
+class Receipt:
+    """One inbound payload on its way through the gateway (HTTP POST, SubmitChannelOrder or
+    a replay): not yet stored (``payload_id`` None), stored, and answered."""
+
+    raw: RawPayload
+    payload_id: int | None = None
+    # The answer is in the row already (a replay's row keeps its first answer).
+    answered: bool = False
+    # Set once the signature checked out (and cleared if the database then refuses the key,
+    # channel or nonce): the body is kept whole, the metrics name the channel's kind.
+    auth: Authenticated | None = None
+    duplicate: bool = False
+    extra: dict[str, object] = field(default_factory=dict)
+
+    @classmethod
+    def stored(cls, payload_id: int, raw: RawPayload) -> Receipt:
+        return cls(raw, payload_id, answered=True)
+
+    @property
+    def channel_kind(self) -> str | None:
+        return None if self.auth is None else self.auth.channel.config.kind
+
+
+async def open_receipt(
+    pg: Pg, directory: Directory, receipt: Receipt, channel_order_id: str = ""
+) -> OrderTaken | None:
+    """Step 1: store the payload (committed before anything acts on it) together with the
+    nonce claim and the key and channel re-check, and find the channel order
+    ``channel_order_id`` if it was taken before. A payload stored already (a replay) only
+    looks the order up."""
+    if receipt.payload_id is not None:
+        if not channel_order_id:
+            return None
+        assert receipt.auth is not None
+        found = await order_store.find_brief(
+            pg, receipt.auth.channel.config.channel_id, channel_order_id
+        )
+        return None if found is None else OrderTaken(channel_order_id, *found, created=False)
+    auth = receipt.auth
+    assert auth is not None, "a receipt is opened once its signature checked out"
+    opened = await payload_store.open_payload(
+        pg,
+        receipt.raw,
+        auth.caller.key_id,
+        auth.channel.config.channel_id,
+        auth.nonce,
+        channel_order_id,
+    )
+    receipt.payload_id = opened.payload_id
+    if not opened.admitted:
+        receipt.auth = None
+        check_verdict(directory, auth, opened.key_ok, opened.channel_status, False)
+    if opened.order_id is None:
+        return None
+    receipt.answered = True
+    receipt.duplicate = True
+    return OrderTaken(channel_order_id, opened.order_id, opened.partner_id, opened.status, False)
+
+
+async def accept_order(
+    pg: Pg,
+    order: order_pb2.Order,
+    receipt: Receipt,
+    partner_id: str = "",
+    voucher_code_sha256: str = "",
+) -> OrderTaken:
+    """Step 3, once per (channel, channel order id): the first payload wins, every retry (or
+    a replay) gets the same order id back with ``created`` False. ``order.order_id`` is the
+    platform's (from the order service)."""
+    record = not receipt.answered
+    order_id, partner, status, created = await order_store.accept(
+        pg, order, receipt.payload_id, partner_id, voucher_code_sha256, record
+    )
+    receipt.answered = receipt.answered or record
+    receipt.duplicate = not created
+    kind = order_pb2.ChannelKind.Name(order.channel_kind).removeprefix("CHANNEL_KIND_").lower()
+    metrics.ORDERS.labels(channel_kind=kind, outcome="accepted" if created else "duplicate").inc()
+    return OrderTaken(order.channel_order_id, order_id, partner, status, created)
+
+
+async def settle(pg: Pg, receipt: Receipt, status: int, error: str) -> None:
+    """Record the answer: with the payload when it was never stored (one statement), else
+    on its row (unless already there). Raises when a never-stored payload cannot be stored:
+    the caller must then answer 503 instead."""
+    authenticated = receipt.auth is not None
+    channel_id = receipt.auth.channel.config.channel_id if receipt.auth is not None else ""
+    raw = receipt.raw
+    if receipt.payload_id is None:
+        if channel_id:
+            raw = RawPayload(channel_id, raw.route, raw.method, raw.path, raw.headers, raw.body)
+        receipt.payload_id = await payload_store.store_answered(
+            pg, raw, outcome_for(status), status, error[:4000], authenticated
+        )
+    elif not receipt.answered:
+        try:
+            await asyncio.shield(
+                payload_store.finish_payload(
+                    pg,
+                    receipt.payload_id,
+                    outcome_for(status),
+                    status,
+                    error[:4000],
+                    authenticated,
+                    channel_id,
+                )
+            )
+        except Exception:
+            log.exception(
+                "could not record a payload outcome", extra={"payload_id": receipt.payload_id}
+            )
+    receipt.answered = True
 
 
 async def purge_unauthenticated(
@@ -202,15 +231,7 @@ async def purge_unauthenticated(
 ) -> int:
     """Delete answered, unauthenticated payloads older than the TTL; how many went."""
     cutoff = (now or datetime.now(UTC)) - timedelta(seconds=ttl_seconds)
-    async with db.session() as session, session.begin():
-        result = await session.execute(
-            inbound_payloads.delete().where(
-                inbound_payloads.c.authenticated.is_(False),
-                inbound_payloads.c.outcome != "received",
-                inbound_payloads.c.received_at < cutoff,
-            )
-        )
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    return await payload_store.purge_unauthenticated(db, cutoff)
 
 
 async def run_payload_purger(
@@ -227,147 +248,30 @@ async def run_payload_purger(
         await asyncio.sleep(interval_seconds)
 
 
-def _payload(row: sa.Row[tuple[object, ...]]) -> StoredPayload:
-    m = row._mapping
-    return StoredPayload(
-        m["payload_id"],
-        m["channel_id"],
-        m["route"],
-        m["method"],
-        m["path"],
-        dict(m["headers"]),
-        bytes(m["body"]),
-        m["received_at"],
-        m["outcome"],
-        m["http_status"],
-        m["error"],
-    )
-
-
 async def load_payload(session: AsyncSession, payload_id: int) -> StoredPayload:
-    row = (
-        await session.execute(
-            sa.select(inbound_payloads).where(inbound_payloads.c.payload_id == payload_id)
-        )
-    ).first()
-    if row is None:
+    found = await payload_store.load_payload(session, payload_id)
+    if found is None:
         raise NotFound(f"payload {payload_id} not found")
-    return _payload(row)
+    return found
 
 
 async def list_payloads(
     session: AsyncSession, channel_id: str, outcome: str, before: int, limit: int
 ) -> list[StoredPayload]:
-    query = sa.select(inbound_payloads)
-    if channel_id:
-        query = query.where(inbound_payloads.c.channel_id == channel_id)
-    if outcome:
-        query = query.where(inbound_payloads.c.outcome == outcome)
-    if before:
-        query = query.where(inbound_payloads.c.payload_id < before)
-    rows = await session.execute(query.order_by(inbound_payloads.c.payload_id.desc()).limit(limit))
-    return [_payload(r) for r in rows]
-
-
-def accepted_from_row(row: sa.Row[tuple[object, ...]], created: bool) -> AcceptedOrder:
-    m = row._mapping
-    order = order_pb2.Order()
-    order.ParseFromString(m["order_proto"])
-    return AcceptedOrder(
-        m["channel_id"],
-        m["channel_order_id"],
-        m["order_id"],
-        order,
-        m["partner_id"],
-        m["status"],
-        m["accepted_at"],
-        created,
-    )
-
-
-async def accept_order(
-    uow_factory: UnitOfWorkFactory,
-    order: order_pb2.Order,
-    payload_id: int | None,
-    partner_id: str = "",
-    voucher_code_sha256: str = "",
-) -> AcceptedOrder:
-    """Once per (channel, channel order id): the first payload wins, every retry (or a
-    replay) gets the same order id back with ``created`` False. ``order.order_id`` is the
-    platform's (from the order service)."""
-    order_id = order.order_id or f"o-{uuid.uuid4().hex}"
-    order.order_id = order_id
-    async with uow_factory() as uow:
-        row = (
-            await uow.session.execute(
-                insert(channel_orders)
-                .values(
-                    channel_id=order.channel_id,
-                    channel_order_id=order.channel_order_id,
-                    order_id=order_id,
-                    order_proto=order.SerializeToString(deterministic=True),
-                    partner_id=partner_id,
-                    status="accepted",
-                    payload_id=payload_id,
-                    voucher_code_sha256=voucher_code_sha256,
-                )
-                .on_conflict_do_nothing(index_elements=["channel_id", "channel_order_id"])
-                .returning(*channel_orders.c)
-            )
-        ).first()
-        created = row is not None
-        if row is None:
-            row = (
-                await uow.session.execute(
-                    sa.select(channel_orders).where(
-                        channel_orders.c.channel_id == order.channel_id,
-                        channel_orders.c.channel_order_id == order.channel_order_id,
-                    )
-                )
-            ).one()
-        await uow.commit()
-    kind = order_pb2.ChannelKind.Name(order.channel_kind).removeprefix("CHANNEL_KIND_").lower()
-    metrics.ORDERS.labels(channel_kind=kind, outcome="accepted" if created else "duplicate").inc()
-    return accepted_from_row(row, created)
-
-
-async def find_order_or_none(
-    session: AsyncSession, channel_id: str, channel_order_id: str
-) -> AcceptedOrder | None:
-    row = (
-        await session.execute(
-            sa.select(channel_orders).where(
-                channel_orders.c.channel_id == channel_id,
-                channel_orders.c.channel_order_id == channel_order_id,
-            )
-        )
-    ).first()
-    return None if row is None else accepted_from_row(row, False)
+    return await payload_store.list_payloads(session, channel_id, outcome, before, limit)
 
 
 async def find_order(
     session: AsyncSession, channel_id: str, channel_order_id: str
 ) -> AcceptedOrder:
-    row = (
-        await session.execute(
-            sa.select(channel_orders).where(
-                channel_orders.c.channel_id == channel_id,
-                channel_orders.c.channel_order_id == channel_order_id,
-            )
-        )
-    ).first()
-    if row is None:
+    found = await order_store.find_order(session, channel_id, channel_order_id)
+    if found is None:
         raise NotFound(f"order {channel_order_id} of channel {channel_id} not found")
-    return accepted_from_row(row, False)
+    return found
 
 
 async def find_order_by_id(session: AsyncSession, order_id: str) -> AcceptedOrder | None:
-    row = (
-        await session.execute(
-            sa.select(channel_orders).where(channel_orders.c.order_id == order_id)
-        )
-    ).first()
-    return None if row is None else accepted_from_row(row, False)
+    return await order_store.find_order_by_id(session, order_id)
 
 
 async def set_order_status(
@@ -375,42 +279,15 @@ async def set_order_status(
 ) -> AcceptedOrder | None:
     """Move a channel order's status forward; events arriving late (ready for pickup after the
     voucher was consumed) never move it back. None when not ours or not a step forward."""
-    row = (
-        await session.execute(
-            channel_orders.update()
-            .where(
-                channel_orders.c.order_id == order_id,
-                channel_orders.c.status.notin_(later_than(status)),
-            )
-            .values(status=status, updated_at=sa.func.now())
-            .returning(*channel_orders.c)
-        )
-    ).first()
-    return None if row is None else accepted_from_row(row, False)
+    return await order_store.set_status(session, order_id, status)
 
 
 async def record_return(uow_factory: UnitOfWorkFactory, command: ReturnCommand) -> bool:
     """Remember a counter return the order service took (once per channel + return id)."""
     async with uow_factory() as uow:
-        row = (
-            await uow.session.execute(
-                insert(channel_returns)
-                .values(
-                    channel_id=command.channel_id,
-                    return_id=command.return_id,
-                    order_id=command.order_id,
-                    receiving_location_id=command.receiving_location_id,
-                    lines=[
-                        {"line_id": line_id, "quantity": quantity, "resaleable": resaleable}
-                        for line_id, quantity, resaleable in command.lines
-                    ],
-                )
-                .on_conflict_do_nothing()
-                .returning(channel_returns.c.return_id)
-            )
-        ).first()
+        created = await order_store.insert_return(uow.session, command)
         await uow.commit()
-    return row is not None
+    return created
 
 
 def payload_json(payload: StoredPayload) -> object:

@@ -1,6 +1,7 @@
 """What each inbound route does once the request is authentic: the connector translates,
-the gateway accepts (once), and the answer goes back in JSON. The HTTP API and
-ReplayPayload both come through here, so a replay does exactly what the original did."""
+the gateway accepts (once), and the answer goes back in JSON. The HTTP API,
+SubmitChannelOrder and ReplayPayload all come through here, so a replay does exactly what
+the original did."""
 
 from __future__ import annotations
 
@@ -9,29 +10,68 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+import grpc
 from omni.order.v1 import order_pb2
 from pydantic import BaseModel
 
 from libs.db import Database
 from libs.errors import NotFound, PermissionDenied
+from libs.pg import Pg
+from libs.service_app import Runtime
 from libs.unit_of_work import UnitOfWorkFactory
 from services.gateway import metrics
 from services.gateway.adapters.peers import Peers, enum_name
 from services.gateway.connectors import distributor, jd, local_life, pos, tmall, web_mall
 from services.gateway.domain import vouchers
 from services.gateway.domain.access import Caller, require_owner, require_scope
+from services.gateway.domain.channels import Channel
+from services.gateway.domain.inbound import OrderTaken
 from services.gateway.service_layer import inbound
 from services.gateway.service_layer import vouchers as voucher_use_cases
-from services.gateway.service_layer.channels import Channel
+from services.gateway.service_layer.admission import (
+    DEFAULT_MAX_INFLIGHT,
+    DEFAULT_RETRY_AFTER_SECONDS,
+    DEFAULT_WAIT_SECONDS,
+    Admission,
+    Busy,
+)
+from services.gateway.service_layer.directory import DEFAULT_TTL_SECONDS, Directory
+from services.gateway.service_layer.inbound import Receipt
+from services.gateway.service_layer.rate_limiter import RateLimiter
 
 
 @dataclass(frozen=True)
 class Gateway:
-    """What the HTTP side and the servicer share."""
+    """What the HTTP side, the servicer and the pusher of one process share."""
 
     db: Database
     uow_factory: UnitOfWorkFactory
     peers: Peers
+    pg: Pg
+    directory: Directory
+    limiter: RateLimiter
+    admission: Admission
+
+
+def make_gateway(runtime: Runtime) -> Gateway:
+    """OMNI_GATEWAY_CONFIG_TTL_SECONDS, OMNI_GATEWAY_MAX_INFLIGHT_ORDERS,
+    OMNI_GATEWAY_ADMISSION_WAIT_SECONDS, OMNI_GATEWAY_RETRY_AFTER_SECONDS."""
+    extra = runtime.settings.extra
+    return Gateway(
+        runtime.db,
+        runtime.uow_factory,
+        Peers(runtime.settings),
+        runtime.pg,
+        Directory(
+            runtime.pg, float(extra.get("OMNI_GATEWAY_CONFIG_TTL_SECONDS", DEFAULT_TTL_SECONDS))
+        ),
+        RateLimiter(runtime.pg),
+        Admission(
+            int(extra.get("OMNI_GATEWAY_MAX_INFLIGHT_ORDERS", DEFAULT_MAX_INFLIGHT)),
+            float(extra.get("OMNI_GATEWAY_ADMISSION_WAIT_SECONDS", DEFAULT_WAIT_SECONDS)),
+            int(extra.get("OMNI_GATEWAY_RETRY_AFTER_SECONDS", DEFAULT_RETRY_AFTER_SECONDS)),
+        ),
+    )
 
 
 @dataclass(frozen=True)
@@ -40,19 +80,17 @@ class Answer:
     body: dict[str, Any]
 
 
-Handler = Callable[[Gateway, Channel, Any, int | None, Caller], Awaitable[Answer]]
+Handler = Callable[[Gateway, Receipt, Any], Awaitable[Answer]]
 
 
-def order_answer(accepted: inbound.AcceptedOrder) -> Answer:
+def order_answer(taken: OrderTaken) -> Answer:
     return Answer(
-        201 if accepted.created else 200,
+        201 if taken.created else 200,
         {
-            "order_id": accepted.order_id,
-            "channel_order_id": distributor.own_order_id(
-                accepted.partner_id, accepted.channel_order_id
-            ),
-            "status": accepted.status,
-            "duplicate": not accepted.created,
+            "order_id": taken.order_id,
+            "channel_order_id": distributor.own_order_id(taken.partner_id, taken.channel_order_id),
+            "status": taken.status,
+            "duplicate": not taken.created,
         },
     )
 
@@ -60,36 +98,56 @@ def order_answer(accepted: inbound.AcceptedOrder) -> Answer:
 PAID_ONLINE = order_pb2.PAYMENT_STATE_PAID_ONLINE
 PAID_AT_POS = order_pb2.PAYMENT_STATE_PAID_AT_POS
 
+# The order service's answers that mean "not now": the channel is told to come back.
+BUSY_CODES = frozenset(
+    {
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+    }
+)
+
+
+def who(receipt: Receipt) -> tuple[Caller, Channel]:
+    assert receipt.auth is not None, "routes run only for authenticated requests"
+    return receipt.auth.caller, receipt.auth.channel
+
 
 async def capture(
     gw: Gateway,
-    channel: Channel,
-    order: order_pb2.Order,
-    payload_id: int | None,
+    receipt: Receipt,
+    channel_order_id: str,
     payment: order_pb2.PaymentState.ValueType,
+    build: Callable[[], Awaitable[order_pb2.Order]],
     partner_id: str = "",
     voucher_code_sha256: str = "",
 ) -> Answer:
-    """A channel order reaches the platform once: a retry the gateway already accepted is
-    answered from its own table; otherwise the order service captures it (idempotent by a
-    request id derived from the content, and by channel + channel order id), then the
-    gateway records it. A crash between the two is healed by the channel's retry."""
-    order.stock_channel = channel.config.stock_channel
-    async with gw.db.session() as session:
-        existing = await inbound.find_order_or_none(
-            session, order.channel_id, order.channel_order_id
-        )
-    if existing is not None:
-        metrics.ORDERS.labels(channel_kind=channel.config.kind, outcome="duplicate").inc()
-        return order_answer(existing)
-    digest = hashlib.sha256(order.SerializeToString(deterministic=True)).hexdigest()
-    platform = await gw.peers.capture_order(f"gw:{digest[:48]}", order, payment)
-    order.order_id = platform.order_id
-    return order_answer(
-        await inbound.accept_order(
-            gw.uow_factory, order, payload_id, partner_id, voucher_code_sha256
-        )
-    )
+    """A channel order reaches the platform once. Within a capture slot (back-pressure:
+    none free in time → 503 busy, nothing done but storing the payload with that answer):
+    store the payload and find whether the order was taken before (one statement; a retry
+    is answered from it); else translate (``build``, which may map marketplace SKUs), let
+    the order service capture it (idempotent by a request id derived from the content, and
+    by channel + channel order id), and record it with the payload's answer (one
+    statement). A crash between capture and record is healed by the channel's retry."""
+    _, channel = who(receipt)
+    async with gw.admission.slot():
+        existing = await inbound.open_receipt(gw.pg, gw.directory, receipt, channel_order_id)
+        if existing is not None:
+            metrics.ORDERS.labels(channel_kind=channel.config.kind, outcome="duplicate").inc()
+            return order_answer(existing)
+        order = await build()
+        order.stock_channel = channel.config.stock_channel
+        digest = hashlib.sha256(order.SerializeToString(deterministic=True)).hexdigest()
+        try:
+            platform = await gw.peers.capture_order(f"gw:{digest[:48]}", order, payment)
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() not in BUSY_CODES:
+                raise
+            metrics.SHED.labels(reason="peer_busy").inc()
+            raise Busy(gw.admission.retry_after, "the order service is busy") from exc
+        order.order_id = platform.order_id
+        taken = await inbound.accept_order(gw.pg, order, receipt, partner_id, voucher_code_sha256)
+    return order_answer(taken)
 
 
 async def order_view(
@@ -158,29 +216,35 @@ def _connector(channel: Channel, *allowed: str) -> None:
         )
 
 
-async def pos_sale(
-    gw: Gateway, channel: Channel, body: pos.PosSaleIn, payload_id: int | None, caller: Caller
-) -> Answer:
+def _later(make: Callable[[], order_pb2.Order]) -> Callable[[], Awaitable[order_pb2.Order]]:
+    """Translate only once the order is known to be new (a retry is answered without)."""
+
+    async def build() -> order_pb2.Order:
+        return make()
+
+    return build
+
+
+async def pos_sale(gw: Gateway, r: Receipt, body: pos.PosSaleIn) -> Answer:
+    caller, channel = who(r)
     _connector(channel, "pos")
     require_scope(caller, "orders:write")
-    order = pos.store_sale(channel.config.channel_id, body)
-    return await capture(gw, channel, order, payload_id, PAID_AT_POS)
+    make = lambda: pos.store_sale(channel.config.channel_id, body)  # noqa: E731
+    return await capture(gw, r, body.sale_id, PAID_AT_POS, _later(make))
 
 
-async def pos_endless_aisle(
-    gw: Gateway, channel: Channel, body: pos.EndlessAisleIn, payload_id: int | None, caller: Caller
-) -> Answer:
+async def pos_endless_aisle(gw: Gateway, r: Receipt, body: pos.EndlessAisleIn) -> Answer:
+    caller, channel = who(r)
     _connector(channel, "pos")
     require_scope(caller, "orders:write")
-    order = pos.endless_aisle(channel.config.channel_id, body)
-    return await capture(gw, channel, order, payload_id, PAID_AT_POS)
+    make = lambda: pos.endless_aisle(channel.config.channel_id, body)  # noqa: E731
+    return await capture(gw, r, body.sale_id, PAID_AT_POS, _later(make))
 
 
-async def pos_member_scan(
-    gw: Gateway, channel: Channel, body: pos.MemberScanIn, payload_id: int | None, caller: Caller
-) -> Answer:
+async def pos_member_scan(gw: Gateway, r: Receipt, body: pos.MemberScanIn) -> Answer:
     """The member code shown in the app, scanned at the till: who the member is (no
     personal data beyond the masked name the member service returns)."""
+    caller, channel = who(r)
     _connector(channel, "pos")
     require_scope(caller, "members:read")
     member = await gw.peers.member_by_code(f"gw-scan-{body.store_id}-{body.code}", body.code)
@@ -195,11 +259,10 @@ async def pos_member_scan(
     )
 
 
-async def pos_member_sign_up(
-    gw: Gateway, channel: Channel, body: pos.MemberSignUpIn, payload_id: int | None, caller: Caller
-) -> Answer:
+async def pos_member_sign_up(gw: Gateway, r: Receipt, body: pos.MemberSignUpIn) -> Answer:
     """Sign-up at the till with a guide; the same phone again is the same member (the
     member service dedupes by phone), so a retried request is safe."""
+    caller, channel = who(r)
     _connector(channel, "pos")
     require_scope(caller, "members:write")
     digest = hashlib.sha256(body.model_dump_json().encode()).hexdigest()[:40]
@@ -217,9 +280,8 @@ async def pos_member_sign_up(
     )
 
 
-async def pos_return(
-    gw: Gateway, channel: Channel, body: pos.CounterReturnIn, payload_id: int | None, caller: Caller
-) -> Answer:
+async def pos_return(gw: Gateway, r: Receipt, body: pos.CounterReturnIn) -> Answer:
+    caller, channel = who(r)
     _connector(channel, "pos")
     require_scope(caller, "returns:write")
     command = pos.counter_return(channel.config.channel_id, body)
@@ -235,6 +297,7 @@ async def pos_return(
         lines,
     )
     created = await inbound.record_return(gw.uow_factory, command)
+    r.duplicate = not created
     return Answer(
         201 if created else 200,
         {
@@ -247,17 +310,12 @@ async def pos_return(
     )
 
 
-async def pos_fulfilment_update(
-    gw: Gateway,
-    channel: Channel,
-    body: pos.FulfilmentUpdateIn,
-    payload_id: int | None,
-    caller: Caller,
-) -> Answer:
+async def pos_fulfilment_update(gw: Gateway, r: Receipt, body: pos.FulfilmentUpdateIn) -> Answer:
     """A store of the POS channel reports its work on a fulfilment order routed to it: only
     a store serving the channel, only for a fulfilment order that is that store's (goods
     leave from it, or are handed over there). Each step is idempotent by fulfilment and
     action, so a re-sent report is answered again without a second effect."""
+    caller, channel = who(r)
     _connector(channel, "pos")
     require_scope(caller, "fulfilments:write")
     store = await gw.peers.location(body.store_id)
@@ -295,97 +353,81 @@ async def pos_fulfilment_update(
     )
 
 
-async def mall_order(
-    gw: Gateway,
-    channel: Channel,
-    body: web_mall.MallOrderIn,
-    payload_id: int | None,
-    caller: Caller,
-) -> Answer:
+async def mall_order(gw: Gateway, r: Receipt, body: web_mall.MallOrderIn) -> Answer:
+    caller, channel = who(r)
     _connector(channel, "web_mall")
     require_scope(caller, "orders:write")
-    order = web_mall.mall_order(channel.config.channel_id, body)
-    return await capture(gw, channel, order, payload_id, PAID_ONLINE)
+    make = lambda: web_mall.mall_order(channel.config.channel_id, body)  # noqa: E731
+    return await capture(gw, r, body.order_no, PAID_ONLINE, _later(make))
 
 
-async def tmall_trade(
-    gw: Gateway, channel: Channel, body: tmall.TmallTradeIn, payload_id: int | None, caller: Caller
-) -> Answer:
+async def tmall_trade(gw: Gateway, r: Receipt, body: tmall.TmallTradeIn) -> Answer:
+    caller, channel = who(r)
     _connector(channel, "tmall")
     require_scope(caller, "orders:write")
-    mapping = await gw.peers.sku_codes_for(channel.config.channel_id, tmall.external_ids(body))
-    order = tmall.trade(channel.config.channel_id, body, mapping)
-    return await capture(gw, channel, order, payload_id, PAID_ONLINE)
+    channel_id = channel.config.channel_id
+
+    async def build() -> order_pb2.Order:
+        mapping = await gw.peers.sku_codes_for(channel_id, tmall.external_ids(body))
+        return tmall.trade(channel_id, body, mapping)
+
+    return await capture(gw, r, body.tid, PAID_ONLINE, build)
 
 
-async def jd_order(
-    gw: Gateway, channel: Channel, body: jd.JdOrderIn, payload_id: int | None, caller: Caller
-) -> Answer:
+async def jd_order(gw: Gateway, r: Receipt, body: jd.JdOrderIn) -> Answer:
+    caller, channel = who(r)
     _connector(channel, "jd")
     require_scope(caller, "orders:write")
-    mapping = await gw.peers.sku_codes_for(channel.config.channel_id, jd.external_ids(body))
-    order = jd.order(channel.config.channel_id, body, mapping)
-    return await capture(gw, channel, order, payload_id, PAID_ONLINE)
+    channel_id = channel.config.channel_id
+
+    async def build() -> order_pb2.Order:
+        mapping = await gw.peers.sku_codes_for(channel_id, jd.external_ids(body))
+        return jd.order(channel_id, body, mapping)
+
+    return await capture(gw, r, str(body.orderId), PAID_ONLINE, build)
 
 
-async def shop_order(
-    gw: Gateway,
-    channel: Channel,
-    body: distributor.ShopOrderIn,
-    payload_id: int | None,
-    caller: Caller,
-) -> Answer:
+async def shop_order(gw: Gateway, r: Receipt, body: distributor.ShopOrderIn) -> Answer:
     """A distributor shop's order; a partner key may only submit as its own distributor, and
     its order ids are its own: another partner's order with the same id is another order
     (the ids are scoped as "<partner>/<id>" on the channel and in the order service)."""
+    caller, channel = who(r)
     require_scope(caller, "orders:write")
     if caller.owner_kind == "partner" and body.distributor_id != caller.owner_id:
         raise PermissionDenied("a partner submits orders only as its own distributor")
     partner = caller.owner_id if caller.owner_kind == "partner" else ""
-    order = distributor.shop_order(channel.config.channel_id, body, partner)
-    return await capture(gw, channel, order, payload_id, PAID_ONLINE, partner)
+    make = lambda: distributor.shop_order(channel.config.channel_id, body, partner)  # noqa: E731
+    order_id = distributor.partner_order_id(partner, body.shop_order_id)
+    return await capture(gw, r, order_id, PAID_ONLINE, _later(make), partner)
 
 
-async def distributor_order(
-    gw: Gateway,
-    channel: Channel,
-    body: distributor.ShopOrderIn,
-    payload_id: int | None,
-    caller: Caller,
-) -> Answer:
-    _connector(channel, "distributor_shop")
-    return await shop_order(gw, channel, body, payload_id, caller)
+async def distributor_order(gw: Gateway, r: Receipt, body: distributor.ShopOrderIn) -> Answer:
+    _connector(who(r)[1], "distributor_shop")
+    return await shop_order(gw, r, body)
 
 
-async def voucher_order(
-    gw: Gateway,
-    channel: Channel,
-    body: local_life.VoucherOrderIn,
-    payload_id: int | None,
-    caller: Caller,
-) -> Answer:
+async def voucher_order(gw: Gateway, r: Receipt, body: local_life.VoucherOrderIn) -> Answer:
+    caller, channel = who(r)
     _connector(channel, "local_life")
     require_scope(caller, "orders:write")
-    order = local_life.voucher_order(channel.config.channel_id, body)
+    make = lambda: local_life.voucher_order(channel.config.channel_id, body)  # noqa: E731
     digest = vouchers.code_digest(
         channel.config.channel_id, body.voucher_order_id, body.voucher_code
     )
-    return await capture(gw, channel, order, payload_id, PAID_ONLINE, voucher_code_sha256=digest)
+    return await capture(
+        gw, r, body.voucher_order_id, PAID_ONLINE, _later(make), voucher_code_sha256=digest
+    )
 
 
-async def voucher_redemption(
-    gw: Gateway,
-    channel: Channel,
-    body: local_life.RedemptionIn,
-    payload_id: int | None,
-    caller: Caller,
-) -> Answer:
+async def voucher_redemption(gw: Gateway, r: Receipt, body: local_life.RedemptionIn) -> Answer:
     """200 once the goods were handed over in the store (and for every repeat); 409 with
     the reason, nothing changed, when they cannot be yet."""
+    caller, channel = who(r)
     _connector(channel, "local_life")
     require_scope(caller, "orders:write")
     redemption = local_life.redemption(channel.config.channel_id, body)
     accepted = await voucher_use_cases.redeem(gw.uow_factory, gw.peers, redemption)
+    r.duplicate = not accepted.created
     return Answer(
         200,
         {
@@ -404,23 +446,34 @@ class Route:
     style: str
     model: type[BaseModel]
     handler: Handler
+    # Order routes store their payload with the duplicate check (``capture``); every other
+    # route's payload is stored before its handler runs.
+    takes_orders: bool = False
+
+
+async def handle(gw: Gateway, route: Route, receipt: Receipt, body: BaseModel) -> Answer:
+    """Run a route for an authenticated request: its payload is stored before the handler
+    acts (by ``capture`` for order routes, here for the others)."""
+    if not route.takes_orders:
+        await inbound.open_receipt(gw.pg, gw.directory, receipt)
+    return await route.handler(gw, receipt, body)
 
 
 ROUTES: dict[str, Route] = {
     r.name: r
     for r in (
-        Route("pos.sales", "omni", pos.PosSaleIn, pos_sale),
-        Route("pos.endless-aisle-orders", "omni", pos.EndlessAisleIn, pos_endless_aisle),
+        Route("pos.sales", "omni", pos.PosSaleIn, pos_sale, True),
+        Route("pos.endless-aisle-orders", "omni", pos.EndlessAisleIn, pos_endless_aisle, True),
         Route("pos.member-scans", "omni", pos.MemberScanIn, pos_member_scan),
         Route("pos.returns", "omni", pos.CounterReturnIn, pos_return),
         Route("pos.member-sign-ups", "omni", pos.MemberSignUpIn, pos_member_sign_up),
         Route("pos.fulfilment-updates", "omni", pos.FulfilmentUpdateIn, pos_fulfilment_update),
-        Route("mall.orders", "omni", web_mall.MallOrderIn, mall_order),
-        Route("tmall.trades", "tmall", tmall.TmallTradeIn, tmall_trade),
-        Route("jd.orders", "jd", jd.JdOrderIn, jd_order),
-        Route("distributor.orders", "omni", distributor.ShopOrderIn, distributor_order),
-        Route("local-life.vouchers", "omni", local_life.VoucherOrderIn, voucher_order),
+        Route("mall.orders", "omni", web_mall.MallOrderIn, mall_order, True),
+        Route("tmall.trades", "tmall", tmall.TmallTradeIn, tmall_trade, True),
+        Route("jd.orders", "jd", jd.JdOrderIn, jd_order, True),
+        Route("distributor.orders", "omni", distributor.ShopOrderIn, distributor_order, True),
+        Route("local-life.vouchers", "omni", local_life.VoucherOrderIn, voucher_order, True),
         Route("local-life.redemptions", "omni", local_life.RedemptionIn, voucher_redemption),
-        Route("open.orders", "omni", distributor.ShopOrderIn, shop_order),
+        Route("open.orders", "omni", distributor.ShopOrderIn, shop_order, True),
     )
 }

@@ -1,20 +1,27 @@
-"""Authenticating a request (signature, replay window, nonce) and charging its rate limit."""
+"""Authenticating a request (signature, replay window, nonce, revoked key, suspended
+channel) and charging its rate limit.
+
+The signature is checked in process against the cached key (service_layer/directory.py)
+and the token comes from the replica's lease (service_layer/rate_limiter.py), so neither
+costs a round trip. What must be decided by the database — is the nonce new, is the key
+still valid, is the channel still active — is decided by the statement the request runs
+anyway: the one that stores its payload (POST) or claims its nonce (a read). So a refused
+request (signature, rate limit, suspension) leaves no nonce behind.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from libs.db import Database
-from services.gateway.adapters.tables import rate_buckets, request_nonces
-from services.gateway.domain import rate_limit
+from libs.pg import Pg
+from services.gateway.adapters import security_store
 from services.gateway.domain.access import Caller
+from services.gateway.domain.channels import Channel, CredentialRow
 from services.gateway.domain.signatures import (
     REPLAY_WINDOW_SECONDS,
     SignatureError,
@@ -24,16 +31,12 @@ from services.gateway.domain.signatures import (
     verify,
     verify_marketplace,
 )
-from services.gateway.service_layer.channels import Channel, CredentialRow, find_channel, load_key
+from services.gateway.service_layer.directory import Directory
+from services.gateway.service_layer.rate_limiter import RateLimited, RateLimiter
 
 log = logging.getLogger(__name__)
 
-
-class RateLimited(Exception):
-    def __init__(self, retry_after: int, bucket: str) -> None:
-        super().__init__(f"rate limit of {bucket}")
-        self.retry_after = retry_after
-        self.bucket = bucket
+__all__ = ["Authenticated", "ChannelSuspended", "RateLimited", "authenticate", "caller_of"]
 
 
 class ChannelSuspended(Exception):
@@ -42,41 +45,14 @@ class ChannelSuspended(Exception):
         self.channel_id = channel_id
 
 
-async def _claim_nonce(session: AsyncSession, key_id: str, nonce: str) -> None:
-    claimed = (
-        await session.execute(
-            insert(request_nonces)
-            .values(key_id=key_id, nonce=nonce)
-            .on_conflict_do_nothing()
-            .returning(request_nonces.c.nonce)
-        )
-    ).first()
-    if claimed is None:
-        raise SignatureError("nonce already used")
+@dataclass(frozen=True)
+class Authenticated:
+    """A request whose signature checked out; ``nonce`` is still to be claimed (with the
+    payload's store, or by ``confirm``)."""
 
-
-async def _charge(session: AsyncSession, bucket: str, rate: int, burst: int, now: float) -> None:
-    """Take one token from the shared bucket under its row lock (created full if new)."""
-    await session.execute(
-        insert(rate_buckets)
-        .values(bucket_key=bucket, tokens=float(rate_limit.limits(rate, burst)[1]), updated_at=now)
-        .on_conflict_do_nothing()
-    )
-    row = (
-        await session.execute(
-            sa.select(rate_buckets.c.tokens, rate_buckets.c.updated_at)
-            .where(rate_buckets.c.bucket_key == bucket)
-            .with_for_update()
-        )
-    ).one()
-    decision = rate_limit.take(rate_limit.BucketState(row.tokens, row.updated_at), rate, burst, now)
-    await session.execute(
-        rate_buckets.update()
-        .where(rate_buckets.c.bucket_key == bucket)
-        .values(tokens=decision.state.tokens, updated_at=decision.state.updated_at)
-    )
-    if not decision.allowed:
-        raise RateLimited(decision.retry_after, bucket)
+    caller: Caller
+    channel: Channel
+    nonce: str
 
 
 def caller_of(cred: CredentialRow) -> Caller:
@@ -86,7 +62,8 @@ def caller_of(cred: CredentialRow) -> Caller:
 
 
 async def authenticate(
-    db: Database,
+    directory: Directory,
+    limiter: RateLimiter,
     *,
     style: str,
     headers: Mapping[str, str],
@@ -95,9 +72,8 @@ async def authenticate(
     path: str,
     body: bytes,
     now: float,
-) -> tuple[Caller, Channel]:
-    """Who is calling, proven by the signature; the nonce is claimed and a token taken in
-    one transaction, so a refused request (rate, suspension) leaves neither behind.
+) -> Authenticated:
+    """Who is calling, proven by the signature, and one token of its rate limit.
 
     style: "omni" (our headers), "tmall" or "jd" (their query parameters). Marketplace
     schemes have no nonce: a marketplace re-sends the same signed push, so within the window
@@ -107,44 +83,57 @@ async def authenticate(
     signed: SignedRequest = (
         parse_headers(headers) if style == "omni" else marketplace_request(style, query)
     )
-    async with db.session() as session, session.begin():
-        found = await load_key(session, signed.key_id)
-        if found is None or found[0].revoked:
-            raise SignatureError("unknown key")
-        cred, secret = found
-        if style == "omni":
-            verify(secret, signed, method, path, body, now)
-        else:
-            verify_marketplace(style, secret, query, body, now)
-        if style == "omni":
-            await _claim_nonce(session, cred.key_id, signed.nonce)
-        channel = await find_channel(session, cred.channel_id)
-        if channel is None:
-            raise SignatureError("unknown key")
-        if channel.config.status != "active":
-            raise ChannelSuspended(channel.config.channel_id)
-        if cred.owner_kind == "partner" and (cred.rate_per_second or cred.burst):
-            await _charge(session, f"key:{cred.key_id}", cred.rate_per_second, cred.burst, now)
-        else:
-            await _charge(
-                session,
-                f"channel:{channel.config.channel_id}",
-                channel.config.rate_per_second,
-                channel.config.burst,
-                now,
-            )
-    return caller_of(cred), channel
+    known = await directory.key(signed.key_id)
+    if known is None or known.credential.revoked:
+        raise SignatureError("unknown key")
+    cred, channel = known.credential, known.channel
+    if style == "omni":
+        verify(known.secret, signed, method, path, body, now)
+    else:
+        verify_marketplace(style, known.secret, query, body, now)
+    if channel.config.status != "active":
+        raise ChannelSuspended(channel.config.channel_id)
+    if cred.owner_kind == "partner" and (cred.rate_per_second or cred.burst):
+        await limiter.charge(f"key:{cred.key_id}", cred.rate_per_second, cred.burst, now)
+    else:
+        await limiter.charge(
+            f"channel:{channel.config.channel_id}",
+            channel.config.rate_per_second,
+            channel.config.burst,
+            now,
+        )
+    return Authenticated(caller_of(cred), channel, signed.nonce if style == "omni" else "")
+
+
+def check_verdict(
+    directory: Directory, auth: Authenticated, key_ok: bool, channel_status: str, claimed: bool
+) -> None:
+    """The database's word on a request the cache let through: a revoked key or a
+    suspended channel is forgotten by the cache and refused; a used nonce is a replay."""
+    if not key_ok:
+        directory.forget_key(auth.caller.key_id)
+        raise SignatureError("unknown key")
+    if channel_status != "active":
+        directory.forget_key(auth.caller.key_id)
+        raise ChannelSuspended(auth.channel.config.channel_id)
+    if not claimed:
+        raise SignatureError("nonce already used")
+
+
+async def confirm(pg: Pg, directory: Directory, auth: Authenticated) -> None:
+    """For a request that stores no payload (a read): claim its nonce, re-check the key and
+    the channel, in one statement."""
+    key_ok, status, claimed = await security_store.claim(
+        pg, auth.caller.key_id, auth.channel.config.channel_id, auth.nonce
+    )
+    check_verdict(directory, auth, key_ok, status, claimed)
 
 
 async def purge_nonces(db: Database, now: datetime | None = None) -> int:
     """Nonces older than twice the window can never be replayed successfully (their
     timestamp is stale), so they are dropped."""
     cutoff = (now or datetime.now(UTC)) - timedelta(seconds=2 * REPLAY_WINDOW_SECONDS)
-    async with db.session() as session, session.begin():
-        result = await session.execute(
-            request_nonces.delete().where(request_nonces.c.seen_at < cutoff)
-        )
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    return await security_store.purge_nonces(db, cutoff)
 
 
 async def run_nonce_purger(db: Database, interval_seconds: float = 60.0) -> None:

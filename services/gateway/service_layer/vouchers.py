@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import sqlalchemy as sa
 from omni.order.v1 import order_pb2, order_service_pb2
 
 from libs.errors import FailedPrecondition, NotFound
 from libs.unit_of_work import UnitOfWorkFactory
+from services.gateway.adapters import order_store
 from services.gateway.adapters.peers import Peers, enum_name
-from services.gateway.adapters.tables import channel_orders
 from services.gateway.connectors.local_life import Redemption
 from services.gateway.domain import vouchers
-from services.gateway.service_layer import inbound
+from services.gateway.domain.inbound import AcceptedOrder
 
 # A voucher in one of these states was already consumed.
 HANDED_OVER = frozenset({"consumed", "completed", "returned"})
@@ -31,7 +30,7 @@ def legs_of(found: order_service_pb2.GetOrderResponse) -> list[vouchers.Leg]:
 
 async def redeem(
     uow_factory: UnitOfWorkFactory, peers: Peers, redemption: Redemption
-) -> inbound.AcceptedOrder:
+) -> AcceptedOrder:
     """The voucher's code must match, the store must be the voucher's, and every
     fulfilment order must be handed over there; only then is the voucher consumed. A
     refusal (wrong code or store, goods not there yet) changes nothing, on the order service
@@ -40,24 +39,14 @@ async def redeem(
     other and the second sees the first's result; the order service's steps are idempotent
     by request id, so a redemption interrupted half-way is finished by its retry."""
     async with uow_factory() as uow:
-        row = (
-            await uow.session.execute(
-                sa.select(channel_orders)
-                .where(
-                    channel_orders.c.channel_id == redemption.channel_id,
-                    channel_orders.c.channel_order_id == redemption.voucher_order_id,
-                )
-                .with_for_update()
-            )
-        ).first()
-        if row is None:
+        found_voucher = await order_store.lock_voucher(
+            uow.session, redemption.channel_id, redemption.voucher_order_id
+        )
+        if found_voucher is None:
             raise NotFound(f"voucher order {redemption.voucher_order_id} not found")
-        current = inbound.accepted_from_row(row, False)
+        current, digest = found_voucher
         vouchers.check_code(
-            row._mapping["voucher_code_sha256"],
-            redemption.channel_id,
-            redemption.voucher_order_id,
-            redemption.voucher_code,
+            digest, redemption.channel_id, redemption.voucher_order_id, redemption.voucher_code
         )
         if current.order.pickup_store_id != redemption.store_id:
             raise FailedPrecondition(
@@ -77,19 +66,8 @@ async def redeem(
                 await peers.mark_ready(f"{request_id}:ready:{fulfilment_id}", fulfilment_id)
             else:
                 await peers.confirm_delivery(f"{request_id}:handed:{fulfilment_id}", fulfilment_id)
-        updated = (
-            await uow.session.execute(
-                channel_orders.update()
-                .where(channel_orders.c.order_id == current.order_id)
-                .values(
-                    status="consumed",
-                    updated_at=sa.func.now(),
-                    redeemed_at=sa.func.now(),
-                    redeemed_store_id=redemption.store_id,
-                    redeemed_by=redemption.staff_id,
-                )
-                .returning(*channel_orders.c)
-            )
-        ).one()
+        updated = await order_store.mark_consumed(
+            uow.session, current.order_id, redemption.store_id, redemption.staff_id
+        )
         await uow.commit()
-    return inbound.accepted_from_row(updated, True)
+    return updated

@@ -34,8 +34,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from libs.config import Settings
 from libs.db import Database
 from libs.local_stack import free_port
+from libs.pg import Pg
 from libs.testing.services import running_service
 from services.gateway.domain import signatures
 
@@ -133,6 +135,9 @@ class Platform:
     keys: dict[str, Key] = field(default_factory=dict)
     # gRPC address per service, for set-up through services the gateway does not front.
     addresses: dict[str, str] = field(default_factory=dict)
+    # The gateway's asyncpg pool and settings (to start another replica beside it).
+    pg: Pg | None = None
+    gateway_settings: Settings | None = None
 
     async def channel(
         self,
@@ -396,6 +401,9 @@ async def platform(test_stack) -> AsyncIterator[Platform]:
             http,
             gateway.runtime.db,
             fake,
+            addresses=dict(peers),
+            pg=gateway.runtime.pg,
+            gateway_settings=settings,
         )
         try:
             yield platform
