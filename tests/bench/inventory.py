@@ -1,6 +1,9 @@
-"""Inventory benchmark: hot-SKU reservations/s against a bare conditional UPDATE on the same
-PostgreSQL with the same number of clients; ATP for a 20-SKU batch and nearest stock over
-1,000 locations x 10,000 SKUs (OMNI_BENCH_INVENTORY_SKUS overrides the SKU count).
+"""Inventory benchmark: hot-SKU reservations/s — through the batched engine in-process, over
+gRPC with Reserve and with ReserveBatch — against a bare conditional UPDATE on the same
+PostgreSQL with the same number of clients, with the CPU each hold costs (server and every
+PostgreSQL process, from /proc); ATP for a 20-SKU batch and nearest stock over
+1,000 locations x 10,000 SKUs (OMNI_BENCH_INVENTORY_SKUS overrides the SKU count;
+OMNI_BENCH_INVENTORY_HOT_ONLY=1 stops after the hot-SKU figures).
 
 The big data set is loaded with INSERT … SELECT generate_series straight into stock_levels:
 it is read-only bench data without ledger rows (the ledger invariant is the tests' job)."""
@@ -11,6 +14,9 @@ import asyncio
 import os
 import random
 import time
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any
 
 import asyncpg
 import grpc
@@ -19,13 +25,19 @@ from omni.inventory.v1 import inventory_service_pb2 as inv
 from omni.inventory.v1 import inventory_service_pb2_grpc as inv_grpc
 from sqlalchemy.engine import URL
 
+from libs.config import Settings
 from libs.db import asyncpg_connect_kwargs
+from libs.pg import Pg
 from libs.testing.plugin import REPO, TestStack
 from libs.testing.services import ServiceSubprocess
+from services.inventory.domain.holds import Hold
+from services.inventory.domain.reservations import ReservationLine
+from services.inventory.service_layer.reservation_engine import ReservationEngine
 from tests.bench.report import Report, latency_summary
 
 SECTION = "inventory"
 CLIENTS = 16
+HOLDS_PER_CALL = 16
 HOT_SECONDS = 10.0
 LOCATIONS = 1_000
 SKUS = int(os.environ.get("OMNI_BENCH_INVENTORY_SKUS", "10000"))
@@ -47,7 +59,9 @@ async def run(stack: TestStack, report: Report) -> None:
         try:
             async with grpc.aio.insecure_channel(server.address) as channel:
                 stub = inv_grpc.InventoryServiceStub(channel)
-                await hot_sku(stub, conn, settings.database_url(), report)
+                await hot_sku(stub, conn, settings, server.process.pid, report)
+                if os.environ.get("OMNI_BENCH_INVENTORY_HOT_ONLY"):
+                    return
                 await load_grid(conn, report)
                 await atp(stub, report)
                 await nearest(stub, report)
@@ -61,10 +75,13 @@ async def run(stack: TestStack, report: Report) -> None:
 async def hot_sku(
     stub: inv_grpc.InventoryServiceAsyncStub,
     conn: asyncpg.Connection,
-    url: URL,
+    settings: Settings,
+    server_pid: int,
     report: Report,
 ) -> None:
-    """CLIENTS callers reserving 1 unit of one SKU at one location as fast as they can."""
+    """CLIENTS callers holding 1 unit of one SKU at one location as fast as they can: through
+    the engine in this process, over gRPC one Reserve at a time and HOLDS_PER_CALL holds per
+    ReserveBatch; then each client on its own SKU; then the bare conditional UPDATE."""
     # HOT-1 is the hot SKU; SPREAD-<n> give each client its own row, to tell the cost of
     # the RPC itself from the cost of queueing on one row.
     await conn.execute(
@@ -99,10 +116,109 @@ async def hot_sku(
                 quantity=100_000_000,
             )
         )
+    cpu = CpuMeter(server_pid, await conn.fetchval("SELECT pg_backend_pid()"))
 
-    async def reserver(
-        client: int, stop_at: float, latencies: list[float], sku: str = "HOT-1"
-    ) -> int:
+    engine, engine_run = await engine_holds(settings, cpu)
+    await asyncio.sleep(1)  # the engine's connections are gone before the next sample
+    reserve_run = await reserve_calls(stub, cpu)
+    batch_run = await reserve_batch_calls(stub, cpu)
+    spread_run = await reserve_calls(stub, cpu, spread=True)
+    bare_rate = await bare_updates(settings.database_url())
+
+    reserved = await conn.fetchval(
+        "SELECT reserved FROM stock_levels WHERE location_id = 'HOT-WH' AND sku_code = 'HOT-1'"
+    )
+    held = engine_run.count + reserve_run.count + batch_run.count
+    assert reserved == held, "every hold that succeeded holds exactly one unit"
+    events = await conn.fetchval(
+        "SELECT count(*) FROM outbox WHERE key = 'HOT-1' "
+        "AND event_type = 'omni.inventory.v1.StockChangedEvent'"
+    )
+    report.add(
+        SECTION,
+        f"hot-SKU holds through the batched engine in-process, {CLIENTS} concurrent callers",
+        f"{engine_run.rate:.0f} holds/s ({latency_summary(engine_run.latencies)}); "
+        f"{engine.holds_applied / engine.batches:.1f} holds per batch; {engine_run.cpu}",
+    )
+    report.add(
+        SECTION,
+        f"hot-SKU Reserve over gRPC, {CLIENTS} clients, {HOT_SECONDS:.0f} s",
+        f"{reserve_run.rate:.0f} reservations/s ({latency_summary(reserve_run.latencies)}); "
+        f"{reserve_run.cpu}",
+    )
+    report.add(
+        SECTION,
+        f"hot-SKU ReserveBatch over gRPC, {CLIENTS} clients x {HOLDS_PER_CALL} holds per call",
+        f"{batch_run.rate:.0f} holds/s (per call: {latency_summary(batch_run.latencies)}); "
+        f"{batch_run.cpu}",
+    )
+    report.add(
+        SECTION,
+        f"Reserve over gRPC, {CLIENTS} clients, each its own SKU (no shared row)",
+        f"{spread_run.rate:.0f} reservations/s ({latency_summary(spread_run.latencies)})",
+    )
+    report.add(
+        SECTION,
+        f"bare conditional UPDATE … WHERE available >= 1, {CLIENTS} clients, same PostgreSQL",
+        f"{bare_rate:.0f} updates/s",
+    )
+    report.add(
+        SECTION,
+        "ratio to the bare UPDATE (same run, same clients): engine / Reserve / ReserveBatch",
+        f"{engine_run.rate / bare_rate:.2f} / {reserve_run.rate / bare_rate:.2f} / "
+        f"{batch_run.rate / bare_rate:.2f} (each hold: reservation header and line, "
+        "request record for Reserve, outbox; one StockChanged per batch)",
+    )
+    report.add(
+        SECTION,
+        "StockChangedEvents written for the hot SKU during the hold runs",
+        f"{events} for {held} holds (one per batch, not one per hold)",
+    )
+
+
+@dataclass
+class Run:
+    count: int
+    rate: float
+    latencies: list[float]
+    cpu: str
+
+
+async def engine_holds(settings: Settings, cpu: CpuMeter) -> tuple[ReservationEngine, Run]:
+    """The batched path itself: CLIENTS coroutines in this process handing holds to one
+    engine (as the servicer does), on the service's database and outbox."""
+    pg = Pg(
+        settings.database_url(),
+        producer="inventory",
+        topic=settings.topic("inventory"),
+    )
+    await pg.start()
+    engine = ReservationEngine(pg)
+    line = (ReservationLine("1", "HOT-1", "HOT-WH", 1),)
+
+    async def caller(client: int, stop_at: float, latencies: list[float]) -> int:
+        done = 0
+        while time.perf_counter() < stop_at:
+            started = time.perf_counter()
+            outcome = await engine.hold(Hold(f"ENG-{client}-{done}", "mall", line))
+            assert outcome.reservation is not None, outcome.error
+            latencies.append(time.perf_counter() - started)
+            done += 1
+        return done
+
+    try:
+        return engine, await _timed(
+            cpu, lambda stop, lat: [caller(c, stop, lat) for c in range(CLIENTS)]
+        )
+    finally:
+        await pg.close()
+
+
+async def reserve_calls(
+    stub: inv_grpc.InventoryServiceAsyncStub, cpu: CpuMeter, *, spread: bool = False
+) -> Run:
+    async def reserver(client: int, stop_at: float, latencies: list[float]) -> int:
+        sku = f"SPREAD-{client}" if spread else "HOT-1"
         done = 0
         while time.perf_counter() < stop_at:
             started = time.perf_counter()
@@ -123,27 +239,64 @@ async def hot_sku(
             done += 1
         return done
 
+    return await _timed(cpu, lambda stop, lat: [reserver(c, stop, lat) for c in range(CLIENTS)])
+
+
+async def reserve_batch_calls(stub: inv_grpc.InventoryServiceAsyncStub, cpu: CpuMeter) -> Run:
+    async def batcher(client: int, stop_at: float, latencies: list[float]) -> int:
+        done = 0
+        while time.perf_counter() < stop_at:
+            started = time.perf_counter()
+            got = await stub.ReserveBatch(
+                inv.ReserveBatchRequest(
+                    holds=[
+                        inv.HoldRequest(
+                            order_id=f"RB-{client}-{done + h}",
+                            channel="mall",
+                            lines=[
+                                res.ReservationLine(
+                                    line_id="1", sku_code="HOT-1", location_id="HOT-WH", quantity=1
+                                )
+                            ],
+                        )
+                        for h in range(HOLDS_PER_CALL)
+                    ]
+                ),
+                timeout=30,
+            )
+            assert all(r.code == inv.HOLD_CODE_OK for r in got.results)
+            latencies.append(time.perf_counter() - started)
+            done += HOLDS_PER_CALL
+        return done
+
+    return await _timed(cpu, lambda stop, lat: [batcher(c, stop, lat) for c in range(CLIENTS)])
+
+
+async def _timed(
+    cpu: CpuMeter,
+    clients: Callable[[float, list[float]], list[Coroutine[Any, Any, int]]],
+) -> Run:
     latencies: list[float] = []
-    stop_at = time.perf_counter() + HOT_SECONDS
+    before = cpu.sample()
     started = time.perf_counter()
-    counts = await asyncio.gather(*(reserver(c, stop_at, latencies) for c in range(CLIENTS)))
-    reserve_rate = sum(counts) / (time.perf_counter() - started)
+    counts = await asyncio.gather(*clients(started + HOT_SECONDS, latencies))
+    elapsed = time.perf_counter() - started
+    total = sum(counts)
+    return Run(total, total / elapsed, latencies, cpu.per_unit(before, cpu.sample(), total))
 
-    spread_latencies: list[float] = []
-    stop_at = time.perf_counter() + HOT_SECONDS
-    started = time.perf_counter()
-    spread = await asyncio.gather(
-        *(reserver(c, stop_at, spread_latencies, f"SPREAD-{c}") for c in range(CLIENTS))
-    )
-    spread_rate = sum(spread) / (time.perf_counter() - started)
 
-    # The floor: the same number of clients running only the conditional UPDATE, each in
-    # its own autocommit transaction, on the same server.
-    await conn.execute(
-        "CREATE TABLE IF NOT EXISTS bench_hot_row (id int PRIMARY KEY, available bigint);"
-        "INSERT INTO bench_hot_row VALUES (1, 100000000) ON CONFLICT (id) DO NOTHING"
-    )
+async def bare_updates(url: URL) -> float:
+    """The floor: the same number of clients running only the conditional UPDATE, each in
+    its own autocommit transaction, on the same server."""
     kwargs = asyncpg_connect_kwargs(url)
+    setup = await asyncpg.connect(**kwargs)
+    try:
+        await setup.execute(
+            "CREATE TABLE IF NOT EXISTS bench_hot_row (id int PRIMARY KEY, available bigint);"
+            "INSERT INTO bench_hot_row VALUES (1, 100000000) ON CONFLICT (id) DO NOTHING"
+        )
+    finally:
+        await setup.close()
     clients = [await asyncpg.connect(**kwargs) for _ in range(CLIENTS)]
 
     async def updater(client: asyncpg.Connection, stop_at: float) -> int:
@@ -159,35 +312,60 @@ async def hot_sku(
         stop_at = time.perf_counter() + HOT_SECONDS
         started = time.perf_counter()
         bare = await asyncio.gather(*(updater(c, stop_at) for c in clients))
-        bare_rate = sum(bare) / (time.perf_counter() - started)
+        return sum(bare) / (time.perf_counter() - started)
     finally:
         for client in clients:
             await client.close()
-    reserved = await conn.fetchval(
-        "SELECT reserved FROM stock_levels WHERE location_id = 'HOT-WH' AND sku_code = 'HOT-1'"
-    )
-    assert reserved == sum(counts), "every successful Reserve holds exactly one unit"
-    report.add(
-        SECTION,
-        f"hot-SKU Reserve over gRPC, {CLIENTS} clients, {HOT_SECONDS:.0f} s",
-        f"{reserve_rate:.0f} reservations/s ({latency_summary(latencies)})",
-    )
-    report.add(
-        SECTION,
-        f"Reserve over gRPC, {CLIENTS} clients, each its own SKU (no shared row)",
-        f"{spread_rate:.0f} reservations/s ({latency_summary(spread_latencies)})",
-    )
-    report.add(
-        SECTION,
-        f"bare conditional UPDATE … WHERE available >= 1, {CLIENTS} clients, same PostgreSQL",
-        f"{bare_rate:.0f} updates/s",
-    )
-    report.add(
-        SECTION,
-        "Reserve / bare UPDATE ratio",
-        f"{reserve_rate / bare_rate:.2f} (whole RPC: validation, idempotency row, "
-        "reservation rows, outbox event, commit)",
-    )
+
+
+Sample = tuple[float, float, dict[int, float]]
+
+
+class CpuMeter:
+    """CPU time of this process, the inventory server and every PostgreSQL process (the
+    postmaster and its children: backends, WAL writer, checkpointer …), from /proc. Each
+    PostgreSQL process counts from when it was first seen, so one that ends between two
+    samples loses only its last moments, never turns the sum negative."""
+
+    def __init__(self, server_pid: int, backend_pid: int) -> None:
+        self.server_pid = server_pid
+        self.postmaster_pid = _stat(backend_pid)[1]
+
+    def sample(self) -> Sample:
+        postgres: dict[int, float] = {}
+        if self.postmaster_pid:  # an external server's processes are not ours to see
+            for pid in _pids():
+                cpu, parent = _stat(pid)
+                if self.postmaster_pid in (pid, parent):
+                    postgres[pid] = cpu
+        return time.process_time(), _stat(self.server_pid)[0], postgres
+
+    def per_unit(self, before: Sample, after: Sample, units: int) -> str:
+        n = max(units, 1)
+        postgres = sum(cpu - before[2].get(pid, 0.0) for pid, cpu in after[2].items())
+        return (
+            f"CPU-ms per hold: this process {1000 * (after[0] - before[0]) / n:.3f}, "
+            f"inventory server {1000 * (after[1] - before[1]) / n:.3f}, "
+            f"PostgreSQL {1000 * postgres / n:.3f}"
+        )
+
+
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _pids() -> list[int]:
+    return [int(name) for name in os.listdir("/proc") if name.isdigit()]
+
+
+def _stat(pid: int) -> tuple[float, int]:
+    """(CPU seconds used, parent pid) of a process; (0, 0) once it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError):
+        return 0.0, 0
+    # After the command: state ppid … utime (field 14) stime (15), counted from 1.
+    return (int(fields[11]) + int(fields[12])) / _TICKS, int(fields[1])
 
 
 async def load_grid(conn: asyncpg.Connection, report: Report) -> None:

@@ -11,9 +11,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import asyncpg
 
+from libs.pg import OUTBOX_ARRAY_TYPES, OUTBOX_COLUMNS
 from services.inventory.adapters.location_repository import location_from_row
 from services.inventory.domain.holds import Key, Sale
 from services.inventory.domain.locations import Location
@@ -76,8 +78,9 @@ ORDER BY s.location_id COLLATE "C", s.sku_code COLLATE "C"
 FOR UPDATE OF s
 """
 
-# Everything a decided batch writes, in one statement (no two parts touch the same row).
-_WRITE = """
+# Everything a decided batch writes, its events included, in one statement (no two parts
+# touch the same row).
+_WRITE = f"""
 WITH
 levels AS (
   UPDATE stock_levels s
@@ -116,10 +119,16 @@ unclaimed AS (
   USING unnest($19::text[], $20::text[]) AS u(method, request_id)
   WHERE p.method = u.method AND p.request_id = u.request_id
   RETURNING 1
+),
+events AS (
+  INSERT INTO outbox ({OUTBOX_COLUMNS})
+  SELECT * FROM unnest({", ".join(f"${i}::{t}" for i, t in enumerate(OUTBOX_ARRAY_TYPES, 21))})
+  RETURNING 1
 )
 SELECT (SELECT count(*) FROM levels) AS levels, (SELECT count(*) FROM dropped) AS dropped,
        (SELECT count(*) FROM lines) AS lines, (SELECT count(*) FROM sales) AS sales,
-       (SELECT count(*) FROM answered) AS answered, (SELECT count(*) FROM unclaimed) AS unclaimed
+       (SELECT count(*) FROM answered) AS answered, (SELECT count(*) FROM unclaimed) AS unclaimed,
+       (SELECT count(*) FROM events) AS events
 """
 
 RequestId = tuple[str, str]  # (method, request_id)
@@ -153,6 +162,8 @@ class BatchWrite:
     sales: list[Sale]
     answers: list[tuple[RequestId, bytes]]
     unclaimed_requests: list[RequestId]
+    # The batch's events as outbox column arrays (PgTransaction.outbox_arrays).
+    outbox: list[list[Any]]
 
 
 async def references(
@@ -281,6 +292,7 @@ async def write(conn: asyncpg.Connection, batch: BatchWrite) -> None:
         [response for _, response in batch.answers],
         [method for method, _ in batch.unclaimed_requests],
         [rid for _, rid in batch.unclaimed_requests],
+        *batch.outbox,
     )
     expected = {
         "levels": len(changed),
@@ -289,6 +301,7 @@ async def write(conn: asyncpg.Connection, batch: BatchWrite) -> None:
         "sales": len(batch.sales),
         "answered": len(batch.answers),
         "unclaimed": len(batch.unclaimed_requests),
+        "events": len(batch.outbox[0]),
     }
     assert counts is not None
     wrote = {name: counts[name] for name in expected}

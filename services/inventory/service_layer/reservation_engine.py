@@ -339,6 +339,8 @@ class _Batch:
                     dropped.append(order_id)
         if plan is None and not answers and not unclaimed:
             return
+        if plan is not None:
+            self._emit_levels(plan)
         await repo.write(
             self.conn,
             repo.BatchWrite(
@@ -349,10 +351,10 @@ class _Batch:
                 sales=plan.sales if plan else [],
                 answers=answers,
                 unclaimed_requests=unclaimed,
+                # The events go in the same statement: one round trip fewer under the locks.
+                outbox=self.tx.outbox_arrays(),
             ),
         )
-        if plan is not None:
-            self._emit_levels(plan)
 
     def _emit_levels(self, plan: BatchPlan) -> None:
         """One StockChangedEvent per changed level and batch, with its final level."""
