@@ -4,19 +4,21 @@ Reserve and ReserveBatch hand their holds to one engine per process. A libs.batc
 Batcher gathers the holds that arrive while the previous batch is being applied, and the
 engine applies each batch in ONE transaction on a plain asyncpg connection:
 
-1. references: the named locations and SKUs (unknown or inactive → INVALID_ARGUMENT);
-2. request records (Reserve's request_id): a retry gets the first answer;
-3. reservation headers claimed by order id (a replay meets its reservation, other lines
-   under the same order id are ALREADY_EXISTS);
-4. the stock rows of every (location, sku) the new holds might take, locked in the
-   global order;
-5. decide the holds in arrival order (domain.holds.decide_batch, pure);
-6. one statement writes the levels, the lines, the SALE movements of confirming holds, the
-   request answers, and drops the headers of refused holds; one StockChangedEvent per
-   changed level goes to the outbox; commit.
+1. request records (Reserve's request_id): a retry gets the first answer;
+2. one statement claims the reservation headers by order id, locks the stock rows of
+   every (location, sku) the claimed holds might take in the global order, and reads the
+   named locations and tracked SKUs; a hold whose order id was taken already is a replay
+   (answered with its reservation) or, with other lines, ALREADY_EXISTS;
+3. decide the new holds in arrival order (domain.holds.decide_batch, pure: unknown or
+   inactive references → INVALID_ARGUMENT, then first fit / all or nothing);
+4. one statement writes the levels, the lines, the SALE movements of confirming holds, the
+   request answers, one StockChangedEvent per changed level (outbox), and drops the
+   headers of refused holds; commit.
 
-The hot rows stay locked from step 4 to the commit only: the decision in between is
-Python without I/O. A hold is all or nothing; a refused hold leaves nothing behind (its
+So a batch is BEGIN, two statements and COMMIT, whatever its size (plus one for request
+records, and one more only when a hold is a replay). The hot rows stay locked from step 2
+to the commit only: the decision in between is Python without I/O. A hold is all or
+nothing; a refused hold leaves nothing behind (its
 order id can be held later). An order id (or request id) met twice in one batch waits for
 the next batch, where it meets the first one's committed result. A database error that a
 hold's own data could cause splits the batch until the faulty hold fails alone; a lost
@@ -47,8 +49,8 @@ from services.inventory.domain.holds import (
     BatchPlan,
     Decision,
     Hold,
+    Key,
     Skipped,
-    check_references,
     decide_batch,
     same_hold,
     validate_hold,
@@ -60,7 +62,7 @@ from services.inventory.domain.reservations import (
     ReservationStatus,
     effective_ttl,
 )
-from services.inventory.domain.stock import MovementKind
+from services.inventory.domain.stock import MovementKind, StockLevel
 from services.inventory.service_layer.stock import count_movement
 
 log = logging.getLogger(__name__)
@@ -240,6 +242,7 @@ class _Batch:
         self.claimed_requests: set[repo.RequestId] = set()
         self.new: list[int] = []
         self.plan: BatchPlan | None = None
+        self.levels: dict[Key, StockLevel] = {}
         self.locations: dict[str, Location] = {}
         self.tracked: set[str] = set()
 
@@ -252,20 +255,11 @@ class _Batch:
 
     async def run(self) -> None:
         self.tx.after_commit(self._count)
-        await self._check_references()
         await self._answer_retried_requests()
-        await self._claim_orders()
-        await self._decide_new_holds()
+        await self._claim_and_lock()
+        await self._answer_replays()
+        self._decide()
         await self._write()
-
-    async def _check_references(self) -> None:
-        location_ids = sorted(set().union(*(a.hold.locations() for a in self.asks)))
-        sku_codes = sorted(set().union(*(a.hold.skus() for a in self.asks)))
-        self.locations, self.tracked = await repo.references(self.conn, location_ids, sku_codes)
-        for i, ask in enumerate(self.asks):
-            invalid = check_references(ask.hold, self.locations, self.tracked)
-            if invalid is not None:
-                self.answers[i] = HoldOutcome(error=invalid)
 
     async def _answer_retried_requests(self) -> None:
         keyed = [(i, r) for i in self._open() if (r := self.asks[i].request) is not None]
@@ -282,36 +276,44 @@ class _Batch:
             if request.key not in self.claimed_requests:
                 self.answers[i] = _from_record(stored.get(request.key), request)
 
-    async def _claim_orders(self) -> None:
+    async def _claim_and_lock(self) -> None:
         open_ = self._open()
         if not open_:
             return
-        headers = [_header(self.asks[i].hold, self.now) for i in open_]
-        claimed = await repo.claim_reservations(self.conn, headers, self.now)
-        self.new = [i for i in open_ if self.asks[i].hold.order_id in claimed]
-        held_before = [
-            self.asks[i].hold.order_id for i in open_ if self.asks[i].hold.order_id not in claimed
-        ]
+        holds = [self.asks[i].hold for i in open_]
+        found = await repo.claim_and_lock(
+            self.conn,
+            [_header(hold, self.now) for hold in holds],
+            self.now,
+            [(hold.order_id, key) for hold in holds for key in sorted(hold.rows())],
+            sorted(set().union(*(hold.locations() for hold in holds))),
+            sorted(set().union(*(hold.skus() for hold in holds))),
+        )
+        # From here to the commit the rows are locked: Python without I/O, then one write
+        # (a replay's reservation is read first, rarely).
+        self.new = [i for i in open_ if self.asks[i].hold.order_id in found.orders]
+        self.levels, self.locations, self.tracked = found.levels, found.locations, found.tracked
+
+    async def _answer_replays(self) -> None:
+        new = set(self.new)
+        held_before = [i for i in self._open() if i not in new]
         if not held_before:
             return
-        existing = await repo.reservations(self.conn, held_before)
-        for i in open_:
+        existing = await repo.reservations(
+            self.conn, [self.asks[i].hold.order_id for i in held_before]
+        )
+        for i in held_before:
             order_id = self.asks[i].hold.order_id
-            if order_id in claimed:
-                continue
             found = existing.get(order_id)
             if found is None:  # committed headers are never deleted
                 raise RuntimeError(f"reservation {order_id} conflicted but is not there")
             self.answers[i] = _replay(found, self.asks[i].hold)
 
-    async def _decide_new_holds(self) -> None:
+    def _decide(self) -> None:
         if not self.new:
             return
         holds = [self.asks[i].hold for i in self.new]
-        rows = sorted(set().union(*(h.rows() for h in holds)))
-        levels = await repo.lock_levels(self.conn, rows)
-        # From here to the commit the rows are locked: Python without I/O, then two writes.
-        self.plan = decide_batch(holds, levels, self.locations, self.tracked, self.now)
+        self.plan = decide_batch(holds, self.levels, self.locations, self.tracked, self.now)
         for i, decision in zip(self.new, self.plan.decisions, strict=True):
             self.answers[i] = _decided(self.asks[i].hold, decision, self.now)
 
