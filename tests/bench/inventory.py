@@ -11,11 +11,12 @@ it is read-only bench data without ledger rows (the ledger invariant is the test
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import random
 import time
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
@@ -23,7 +24,6 @@ import grpc
 from omni.inventory.v1 import inventory_pb2 as res
 from omni.inventory.v1 import inventory_service_pb2 as inv
 from omni.inventory.v1 import inventory_service_pb2_grpc as inv_grpc
-from sqlalchemy.engine import URL
 
 from libs.config import Settings
 from libs.db import asyncpg_connect_kwargs
@@ -38,7 +38,8 @@ from tests.bench.report import Report, latency_summary
 SECTION = "inventory"
 CLIENTS = 16
 HOLDS_PER_CALL = 16
-HOT_SECONDS = 10.0
+ROUNDS = 5
+SLICE_SECONDS = 2.0
 LOCATIONS = 1_000
 SKUS = int(os.environ.get("OMNI_BENCH_INVENTORY_SKUS", "10000"))
 ATP_BATCH = 20
@@ -81,7 +82,9 @@ async def hot_sku(
 ) -> None:
     """CLIENTS callers holding 1 unit of one SKU at one location as fast as they can: through
     the engine in this process, over gRPC one Reserve at a time and HOLDS_PER_CALL holds per
-    ReserveBatch; then each client on its own SKU; then the bare conditional UPDATE."""
+    ReserveBatch, each client on its own SKU, and the bare conditional UPDATE. The variants
+    take turns in ROUNDS short slices, so a change in the shared machine's load (or its
+    disk's fsync time, which bounds the bare UPDATE) falls on all of them alike."""
     # HOT-1 is the hot SKU; SPREAD-<n> give each client its own row, to tell the cost of
     # the RPC itself from the cost of queueing on one row.
     await conn.execute(
@@ -116,14 +119,32 @@ async def hot_sku(
                 quantity=100_000_000,
             )
         )
+    await conn.execute(
+        "CREATE TABLE IF NOT EXISTS bench_hot_row (id int PRIMARY KEY, available bigint);"
+        "INSERT INTO bench_hot_row VALUES (1, 100000000) ON CONFLICT (id) DO NOTHING"
+    )
     cpu = CpuMeter(server_pid, await conn.fetchval("SELECT pg_backend_pid()"))
-
-    engine, engine_run = await engine_holds(settings, cpu)
-    await asyncio.sleep(1)  # the engine's connections are gone before the next sample
-    reserve_run = await reserve_calls(stub, cpu)
-    batch_run = await reserve_batch_calls(stub, cpu)
-    spread_run = await reserve_calls(stub, cpu, spread=True)
-    bare_rate = await bare_updates(settings.database_url())
+    pg = Pg(settings.database_url(), producer="inventory", topic=settings.topic("inventory"))
+    await pg.start()
+    engine = ReservationEngine(pg)
+    kwargs = asyncpg_connect_kwargs(settings.database_url())
+    bare_clients = [await asyncpg.connect(**kwargs) for _ in range(CLIENTS)]
+    variants = [
+        Variant("engine", engine_caller(engine)),
+        Variant("Reserve", reserve_caller(stub, spread=False)),
+        Variant("ReserveBatch", reserve_batch_caller(stub)),
+        Variant("Reserve, own SKU", reserve_caller(stub, spread=True)),
+        Variant("bare UPDATE", bare_updater(bare_clients)),
+    ]
+    try:
+        for _ in range(ROUNDS):
+            for variant in variants:
+                await variant.run_slice(cpu)
+    finally:
+        for client in bare_clients:
+            await client.close()
+        await pg.close()
+    engine_run, reserve_run, batch_run, spread_run, bare_run = variants
 
     reserved = await conn.fetchval(
         "SELECT reserved FROM stock_levels WHERE location_id = 'HOT-WH' AND sku_code = 'HOT-1'"
@@ -134,23 +155,26 @@ async def hot_sku(
         "SELECT count(*) FROM outbox WHERE key = 'HOT-1' "
         "AND event_type = 'omni.inventory.v1.StockChangedEvent'"
     )
+    took = f"{ROUNDS} x {SLICE_SECONDS:.0f} s"
     report.add(
         SECTION,
-        f"hot-SKU holds through the batched engine in-process, {CLIENTS} concurrent callers",
+        f"hot-SKU holds through the batched engine in-process, {CLIENTS} concurrent callers"
+        f" ({took})",
         f"{engine_run.rate:.0f} holds/s ({latency_summary(engine_run.latencies)}); "
-        f"{engine.holds_applied / engine.batches:.1f} holds per batch; {engine_run.cpu}",
+        f"{engine.holds_applied / engine.batches:.1f} holds per batch; {engine_run.cpu()}",
     )
     report.add(
         SECTION,
-        f"hot-SKU Reserve over gRPC, {CLIENTS} clients, {HOT_SECONDS:.0f} s",
+        f"hot-SKU Reserve over gRPC, {CLIENTS} clients ({took})",
         f"{reserve_run.rate:.0f} reservations/s ({latency_summary(reserve_run.latencies)}); "
-        f"{reserve_run.cpu}",
+        f"{reserve_run.cpu()}",
     )
     report.add(
         SECTION,
-        f"hot-SKU ReserveBatch over gRPC, {CLIENTS} clients x {HOLDS_PER_CALL} holds per call",
+        f"hot-SKU ReserveBatch over gRPC, {CLIENTS} clients x {HOLDS_PER_CALL} holds per call"
+        f" ({took})",
         f"{batch_run.rate:.0f} holds/s (per call: {latency_summary(batch_run.latencies)}); "
-        f"{batch_run.cpu}",
+        f"{batch_run.cpu()}",
     )
     report.add(
         SECTION,
@@ -159,73 +183,93 @@ async def hot_sku(
     )
     report.add(
         SECTION,
-        f"bare conditional UPDATE … WHERE available >= 1, {CLIENTS} clients, same PostgreSQL",
-        f"{bare_rate:.0f} updates/s",
+        f"bare conditional UPDATE … WHERE available >= 1, {CLIENTS} clients, same PostgreSQL"
+        f" ({took})",
+        f"{bare_run.rate:.0f} updates/s ({bare_run.cpu('update')})",
     )
     report.add(
         SECTION,
         "ratio to the bare UPDATE (same run, same clients): engine / Reserve / ReserveBatch",
-        f"{engine_run.rate / bare_rate:.2f} / {reserve_run.rate / bare_rate:.2f} / "
-        f"{batch_run.rate / bare_rate:.2f} (each hold: reservation header and line, "
+        f"{engine_run.rate / bare_run.rate:.2f} / {reserve_run.rate / bare_run.rate:.2f} / "
+        f"{batch_run.rate / bare_run.rate:.2f} (each hold: reservation header and line, "
         "request record for Reserve, outbox; one StockChanged per batch)",
     )
     report.add(
         SECTION,
         "StockChangedEvents written for the hot SKU during the hold runs",
-        f"{events} for {held} holds (one per batch, not one per hold)",
+        f"{events} for {held} holds (one per level and batch, not one per hold)",
     )
+
+
+# A client: runs until stop_at, appends each call's latency, returns the units it did.
+Client = Callable[[int, float, list[float]], Coroutine[Any, Any, int]]
 
 
 @dataclass
-class Run:
-    count: int
-    rate: float
-    latencies: list[float]
-    cpu: str
+class Variant:
+    name: str
+    client: Client
+    count: int = 0
+    seconds: float = 0.0
+    latencies: list[float] = field(default_factory=list)
+    cpu_seconds: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])
+
+    async def run_slice(self, meter: CpuMeter) -> None:
+        before = meter.sample()
+        started = time.perf_counter()
+        stop_at = started + SLICE_SECONDS
+        counts = await asyncio.gather(
+            *(self.client(c, stop_at, self.latencies) for c in range(CLIENTS))
+        )
+        self.seconds += time.perf_counter() - started
+        self.count += sum(counts)
+        for i, used in enumerate(meter.used(before, meter.sample())):
+            self.cpu_seconds[i] += used
+
+    @property
+    def rate(self) -> float:
+        return self.count / self.seconds
+
+    def cpu(self, unit: str = "hold") -> str:
+        bench, server, postgres = (1000 * s / max(self.count, 1) for s in self.cpu_seconds)
+        return (
+            f"CPU-ms per {unit}: this process {bench:.3f}, inventory server {server:.3f}, "
+            f"PostgreSQL {postgres:.3f}"
+        )
 
 
-async def engine_holds(settings: Settings, cpu: CpuMeter) -> tuple[ReservationEngine, Run]:
-    """The batched path itself: CLIENTS coroutines in this process handing holds to one
-    engine (as the servicer does), on the service's database and outbox."""
-    pg = Pg(
-        settings.database_url(),
-        producer="inventory",
-        topic=settings.topic("inventory"),
-    )
-    await pg.start()
-    engine = ReservationEngine(pg)
+def engine_caller(engine: ReservationEngine) -> Client:
+    """The batched path itself: coroutines in this process handing holds to one engine (as
+    the servicer does), on the service's database and outbox."""
     line = (ReservationLine("1", "HOT-1", "HOT-WH", 1),)
+    numbers = itertools.count()
 
     async def caller(client: int, stop_at: float, latencies: list[float]) -> int:
         done = 0
         while time.perf_counter() < stop_at:
             started = time.perf_counter()
-            outcome = await engine.hold(Hold(f"ENG-{client}-{done}", "mall", line))
+            outcome = await engine.hold(Hold(f"ENG-{next(numbers)}", "mall", line))
             assert outcome.reservation is not None, outcome.error
             latencies.append(time.perf_counter() - started)
             done += 1
         return done
 
-    try:
-        return engine, await _timed(
-            cpu, lambda stop, lat: [caller(c, stop, lat) for c in range(CLIENTS)]
-        )
-    finally:
-        await pg.close()
+    return caller
 
 
-async def reserve_calls(
-    stub: inv_grpc.InventoryServiceAsyncStub, cpu: CpuMeter, *, spread: bool = False
-) -> Run:
+def reserve_caller(stub: inv_grpc.InventoryServiceAsyncStub, *, spread: bool) -> Client:
+    numbers = itertools.count()
+
     async def reserver(client: int, stop_at: float, latencies: list[float]) -> int:
         sku = f"SPREAD-{client}" if spread else "HOT-1"
         done = 0
         while time.perf_counter() < stop_at:
             started = time.perf_counter()
+            key = f"{sku}-{next(numbers)}"
             await stub.Reserve(
                 inv.ReserveRequest(
-                    request_id=f"{sku}-{client}-{done}",
-                    order_id=f"{sku}-{client}-{done}",
+                    request_id=key,
+                    order_id=key,
                     channel="mall",
                     lines=[
                         res.ReservationLine(
@@ -239,10 +283,12 @@ async def reserve_calls(
             done += 1
         return done
 
-    return await _timed(cpu, lambda stop, lat: [reserver(c, stop, lat) for c in range(CLIENTS)])
+    return reserver
 
 
-async def reserve_batch_calls(stub: inv_grpc.InventoryServiceAsyncStub, cpu: CpuMeter) -> Run:
+def reserve_batch_caller(stub: inv_grpc.InventoryServiceAsyncStub) -> Client:
+    numbers = itertools.count()
+
     async def batcher(client: int, stop_at: float, latencies: list[float]) -> int:
         done = 0
         while time.perf_counter() < stop_at:
@@ -251,7 +297,7 @@ async def reserve_batch_calls(stub: inv_grpc.InventoryServiceAsyncStub, cpu: Cpu
                 inv.ReserveBatchRequest(
                     holds=[
                         inv.HoldRequest(
-                            order_id=f"RB-{client}-{done + h}",
+                            order_id=f"RB-{next(numbers)}",
                             channel="mall",
                             lines=[
                                 res.ReservationLine(
@@ -259,7 +305,7 @@ async def reserve_batch_calls(stub: inv_grpc.InventoryServiceAsyncStub, cpu: Cpu
                                 )
                             ],
                         )
-                        for h in range(HOLDS_PER_CALL)
+                        for _ in range(HOLDS_PER_CALL)
                     ]
                 ),
                 timeout=30,
@@ -269,53 +315,23 @@ async def reserve_batch_calls(stub: inv_grpc.InventoryServiceAsyncStub, cpu: Cpu
             done += HOLDS_PER_CALL
         return done
 
-    return await _timed(cpu, lambda stop, lat: [batcher(c, stop, lat) for c in range(CLIENTS)])
+    return batcher
 
 
-async def _timed(
-    cpu: CpuMeter,
-    clients: Callable[[float, list[float]], list[Coroutine[Any, Any, int]]],
-) -> Run:
-    latencies: list[float] = []
-    before = cpu.sample()
-    started = time.perf_counter()
-    counts = await asyncio.gather(*clients(started + HOT_SECONDS, latencies))
-    elapsed = time.perf_counter() - started
-    total = sum(counts)
-    return Run(total, total / elapsed, latencies, cpu.per_unit(before, cpu.sample(), total))
+def bare_updater(clients: list[asyncpg.Connection]) -> Client:
+    """The floor: each client only runs the conditional UPDATE, in its own autocommit
+    transaction, on the same server."""
 
-
-async def bare_updates(url: URL) -> float:
-    """The floor: the same number of clients running only the conditional UPDATE, each in
-    its own autocommit transaction, on the same server."""
-    kwargs = asyncpg_connect_kwargs(url)
-    setup = await asyncpg.connect(**kwargs)
-    try:
-        await setup.execute(
-            "CREATE TABLE IF NOT EXISTS bench_hot_row (id int PRIMARY KEY, available bigint);"
-            "INSERT INTO bench_hot_row VALUES (1, 100000000) ON CONFLICT (id) DO NOTHING"
-        )
-    finally:
-        await setup.close()
-    clients = [await asyncpg.connect(**kwargs) for _ in range(CLIENTS)]
-
-    async def updater(client: asyncpg.Connection, stop_at: float) -> int:
+    async def updater(client: int, stop_at: float, latencies: list[float]) -> int:
         done = 0
         while time.perf_counter() < stop_at:
-            await client.execute(
+            await clients[client].execute(
                 "UPDATE bench_hot_row SET available = available - 1 WHERE id = 1 AND available >= 1"
             )
             done += 1
         return done
 
-    try:
-        stop_at = time.perf_counter() + HOT_SECONDS
-        started = time.perf_counter()
-        bare = await asyncio.gather(*(updater(c, stop_at) for c in clients))
-        return sum(bare) / (time.perf_counter() - started)
-    finally:
-        for client in clients:
-            await client.close()
+    return updater
 
 
 Sample = tuple[float, float, dict[int, float]]
@@ -340,14 +356,10 @@ class CpuMeter:
                     postgres[pid] = cpu
         return time.process_time(), _stat(self.server_pid)[0], postgres
 
-    def per_unit(self, before: Sample, after: Sample, units: int) -> str:
-        n = max(units, 1)
+    def used(self, before: Sample, after: Sample) -> tuple[float, float, float]:
+        """CPU seconds of (this process, the server, PostgreSQL) between two samples."""
         postgres = sum(cpu - before[2].get(pid, 0.0) for pid, cpu in after[2].items())
-        return (
-            f"CPU-ms per hold: this process {1000 * (after[0] - before[0]) / n:.3f}, "
-            f"inventory server {1000 * (after[1] - before[1]) / n:.3f}, "
-            f"PostgreSQL {1000 * postgres / n:.3f}"
-        )
+        return after[0] - before[0], after[1] - before[1], postgres
 
 
 _TICKS = os.sysconf("SC_CLK_TCK")

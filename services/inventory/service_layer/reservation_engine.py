@@ -40,7 +40,13 @@ from opentelemetry import trace
 
 from libs.batching import Batcher
 from libs.db import is_database_unavailable, is_retryable_conflict
-from libs.errors import AlreadyExists, DomainError, FailedPrecondition, InvalidArgument
+from libs.errors import (
+    AlreadyExists,
+    DomainError,
+    FailedPrecondition,
+    InvalidArgument,
+    Unavailable,
+)
 from libs.pg import Pg, PgTransaction
 from services.inventory import metrics
 from services.inventory.adapters import hold_repository as repo
@@ -121,7 +127,9 @@ def _utc_now() -> datetime:
 
 class ReservationEngine:
     """Group commit of holds. ``max_batch`` holds per transaction; ``concurrency`` batches
-    in flight at once (each on its own connection)."""
+    in flight at once (each on its own connection); at most ``max_queued`` holds waiting —
+    beyond that a caller is told UNAVAILABLE at once (back-pressure: a fast, retryable
+    answer instead of a deadline spent in a queue)."""
 
     def __init__(
         self,
@@ -129,10 +137,12 @@ class ReservationEngine:
         *,
         max_batch: int = 100,
         concurrency: int = 1,
+        max_queued: int = 5_000,
         clock: Callable[[], datetime] = _utc_now,
     ) -> None:
         self._pg = pg
         self._clock = clock
+        self.max_queued = max_queued
         self._batcher: Batcher[_Ask, HoldOutcome | _Deferred] = Batcher(
             self._flush, max_batch=max_batch, concurrency=concurrency, name="reservations"
         )
@@ -145,13 +155,23 @@ class ReservationEngine:
     def holds_applied(self) -> int:
         return self._batcher.items
 
+    def admit(self, holds: int) -> None:
+        """Raises Unavailable when ``holds`` more would overfill the queue."""
+        if self._batcher.queued + holds > self.max_queued:
+            metrics.RESERVATIONS.labels("shed").inc(holds)
+            raise Unavailable(
+                f"inventory is saturated ({self._batcher.queued} holds queued); retry shortly"
+            )
+
     async def hold(self, hold: Hold, request: RequestRecord | None = None) -> HoldOutcome:
         """Hold every line of the order (at the named locations, or whole at the first
-        candidate able to take it), or nothing; see the module's docstring."""
+        candidate able to take it), or nothing; see the module's docstring. Raises
+        Unavailable when saturated (see ``admit``)."""
         try:
             validate_hold(hold)
         except InvalidArgument as error:
             return HoldOutcome(error=error)
+        self.admit(1)
         ask = _Ask(hold, request, trace.get_current_span().get_span_context())
         while True:
             outcome = await self._batcher.submit(ask)

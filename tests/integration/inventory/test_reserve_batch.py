@@ -15,11 +15,12 @@ import pytest
 from omni.inventory.v1 import inventory_pb2 as res
 from omni.inventory.v1 import inventory_service_pb2 as inv
 
+from libs.errors import Unavailable
 from libs.grpc_errors import field_violations
 from services.inventory.domain.holds import Hold
 from services.inventory.domain.reservations import ReservationLine
 from services.inventory.domain.stock import InsufficientStock
-from services.inventory.service_layer.reservation_engine import ReservationEngine
+from services.inventory.service_layer.reservation_engine import HoldOutcome, ReservationEngine
 
 OK = inv.HOLD_CODE_OK
 SHORT = inv.HOLD_CODE_FAILED_PRECONDITION
@@ -454,3 +455,23 @@ async def test_holds_confirms_and_releases_on_the_same_rows_never_deadlock(inven
         assert level.on_hand == 35
         await inventory.assert_ledger(store, sku, 35)
         assert level.reserved == await held_units(inventory, sku, store) <= 35
+
+
+async def test_a_saturated_engine_turns_holds_away_at_once_and_loses_none(inventory, unique):
+    sku = await inventory.track(f"BP-{unique}")
+    store = (await inventory.location(f"BP-{unique}", safety=0)).location_id
+    await inventory.receive(store, sku, 100, f"{unique}-in")
+    engine = ReservationEngine(inventory.pg, max_queued=4)
+    holds = [
+        Hold(f"O-{unique}-{n}", "mall", (ReservationLine("1", sku, store, 1),)) for n in range(20)
+    ]
+    outcomes = await asyncio.gather(*(engine.hold(h) for h in holds), return_exceptions=True)
+    # Queued while the first batch had not started: four held, sixteen told to retry.
+    first = outcomes[:4]
+    assert all(isinstance(o, HoldOutcome) and o.reservation is not None for o in first)
+    assert all(isinstance(o, Unavailable) for o in outcomes[4:])
+    assert (await inventory.level(store, sku)).reserved == 4
+    # Their retries, paced, are all held.
+    for hold in holds[4:]:
+        assert (await engine.hold(hold)).reservation is not None
+    assert (await inventory.level(store, sku)).reserved == 20
