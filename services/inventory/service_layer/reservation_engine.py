@@ -27,7 +27,6 @@ connection fails the batch's callers, whose retries are idempotent by order id.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -221,9 +220,7 @@ class ReservationEngine:
                     *await self._apply_isolating(asks[:middle]),
                     *await self._apply_isolating(asks[middle:]),
                 ]
-            except (asyncio.CancelledError, KeyboardInterrupt):
-                raise
-            except Exception as error:
+            except Exception as error:  # a cancellation is no Exception: it propagates
                 if not is_database_unavailable(error):
                     log.exception("reservation batch failed")
                 return [error] * len(asks)
