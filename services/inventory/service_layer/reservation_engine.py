@@ -28,6 +28,7 @@ connection fails the batch's callers, whose retries are idempotent by order id.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -68,7 +69,6 @@ from services.inventory.domain.reservations import (
     effective_ttl,
 )
 from services.inventory.domain.stock import MovementKind, StockLevel
-from services.inventory.service_layer.stock import count_movement
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer(__name__)
@@ -259,6 +259,7 @@ class _Batch:
         self.claimed_requests: set[repo.RequestId] = set()
         self.new: list[int] = []
         self.plan: BatchPlan | None = None
+        self.headers: dict[int, repo.Header] = {}
         self.levels: dict[Key, StockLevel] = {}
         self.locations: dict[str, Location] = {}
         self.tracked: set[str] = set()
@@ -298,9 +299,10 @@ class _Batch:
         if not open_:
             return
         holds = [self.asks[i].hold for i in open_]
+        self.headers = {i: _header(self.asks[i].hold, self.now) for i in open_}
         found = await repo.claim_and_lock(
             self.conn,
-            [_header(hold, self.now) for hold in holds],
+            list(self.headers.values()),
             self.now,
             [(hold.order_id, key) for hold in holds for key in sorted(hold.rows())],
             sorted(set().union(*(hold.locations() for hold in holds))),
@@ -332,7 +334,7 @@ class _Batch:
         holds = [self.asks[i].hold for i in self.new]
         self.plan = decide_batch(holds, self.levels, self.locations, self.tracked, self.now)
         for i, decision in zip(self.new, self.plan.decisions, strict=True):
-            self.answers[i] = _decided(self.asks[i].hold, decision, self.now)
+            self.answers[i] = _decided(self.asks[i].hold, decision, self.headers[i], self.now)
 
     async def _write(self) -> None:
         plan = self.plan
@@ -389,24 +391,35 @@ class _Batch:
             )
 
     def _count(self) -> None:
-        """Business metrics, once the batch committed."""
+        """Business metrics, once the batch committed (one increment per figure and batch)."""
         new = set(self.new)
+        outcomes: Counter[str] = Counter()
+        units = confirmed = 0
         for i, answer in enumerate(self.answers):
             assert answer is not None
             hold = self.asks[i].hold
             if answer.repeated or answer.stored_response is not None:
-                metrics.RESERVATIONS.labels("repeated").inc()
+                outcomes["repeated"] += 1
             elif i in new and answer.reservation is not None:
-                metrics.RESERVATIONS.labels("reserved").inc()
-                units = sum(line.quantity for line in hold.lines)
+                outcomes["reserved"] += 1
                 if hold.confirm:
-                    metrics.RESERVATION_ENDINGS.labels("confirmed").inc()
+                    confirmed += 1
                 else:
-                    metrics.RESERVED_UNITS.inc(units)
+                    units += sum(line.quantity for line in hold.lines)
             elif isinstance(answer.error, FailedPrecondition):
-                metrics.RESERVATIONS.labels("refused_no_stock").inc()
-        for sale in self.plan.sales if self.plan else []:
-            count_movement(MovementKind.SALE, sale.quantity)
+                outcomes["refused_no_stock"] += 1
+        for outcome, count in outcomes.items():
+            metrics.RESERVATIONS.labels(outcome).inc(count)
+        if units:
+            metrics.RESERVED_UNITS.inc(units)
+        if confirmed:
+            metrics.RESERVATION_ENDINGS.labels("confirmed").inc(confirmed)
+        sales = self.plan.sales if self.plan else []
+        if sales:
+            metrics.MOVEMENTS.labels(MovementKind.SALE.value).inc(len(sales))
+            metrics.MOVEMENT_UNITS.labels(MovementKind.SALE.value).inc(
+                sum(s.quantity for s in sales)
+            )
 
 
 def _header(hold: Hold, now: datetime) -> repo.Header:
@@ -438,10 +451,9 @@ def _replay(existing: Reservation, hold: Hold) -> HoldOutcome:
     )
 
 
-def _decided(hold: Hold, decision: Decision, now: datetime) -> HoldOutcome:
+def _decided(hold: Hold, decision: Decision, header: repo.Header, now: datetime) -> HoldOutcome:
     if not decision.held:
         return HoldOutcome(error=decision.error, skipped=decision.skipped)
-    header = _header(hold, now)
     return HoldOutcome(
         reservation=Reservation(
             order_id=hold.order_id,
