@@ -21,23 +21,29 @@ SWEEP_INTERVAL_VAR = "OMNI_INVENTORY_SWEEP_INTERVAL_SECONDS"
 SWEEP_BATCH_VAR = "OMNI_INVENTORY_SWEEP_BATCH"
 HOLD_BATCH_VAR = "OMNI_INVENTORY_HOLD_BATCH"
 HOLD_FLUSHES_VAR = "OMNI_INVENTORY_HOLD_FLUSHES"
+HOLD_QUEUE_VAR = "OMNI_INVENTORY_HOLD_QUEUE"
 
 
 def reservation_engine(runtime: Runtime) -> ReservationEngine:
     """The process's one engine for Reserve and ReserveBatch: at most OMNI_INVENTORY_HOLD_BATCH
     holds per transaction (default 100), OMNI_INVENTORY_HOLD_FLUSHES batches in flight
-    (default 1)."""
+    (default 1), OMNI_INVENTORY_HOLD_QUEUE holds waiting before callers are turned away
+    (default 5,000)."""
     extra = runtime.settings.extra
     try:
         max_batch = int(extra.get(HOLD_BATCH_VAR) or 100)
         flushes = int(extra.get(HOLD_FLUSHES_VAR) or 1)
+        queue = int(extra.get(HOLD_QUEUE_VAR) or 5_000)
     except ValueError as exc:
-        raise ConfigError(f"{HOLD_BATCH_VAR} / {HOLD_FLUSHES_VAR} must be integers") from exc
-    if max_batch < 1 or not 1 <= flushes <= runtime.pg.max_size:
         raise ConfigError(
-            f"{HOLD_BATCH_VAR} must be at least 1 and {HOLD_FLUSHES_VAR} 1..{runtime.pg.max_size}"
+            f"{HOLD_BATCH_VAR} / {HOLD_FLUSHES_VAR} / {HOLD_QUEUE_VAR} must be integers"
+        ) from exc
+    if max_batch < 1 or queue < 1 or not 1 <= flushes <= runtime.pg.max_size:
+        raise ConfigError(
+            f"{HOLD_BATCH_VAR} and {HOLD_QUEUE_VAR} must be at least 1 and "
+            f"{HOLD_FLUSHES_VAR} 1..{runtime.pg.max_size}"
         )
-    return ReservationEngine(runtime.pg, max_batch=max_batch, concurrency=flushes)
+    return ReservationEngine(runtime.pg, max_batch=max_batch, concurrency=flushes, max_queued=queue)
 
 
 def register(server: grpc.aio.Server, runtime: Runtime) -> None:

@@ -6,7 +6,7 @@ from prometheus_client import Counter, Histogram
 
 RESERVATIONS = Counter(
     "omni_inventory_reservations_total",
-    "Reserve calls by outcome (reserved, refused_no_stock, repeated)",
+    "Holds (Reserve and ReserveBatch) by outcome (reserved, refused_no_stock, repeated, shed)",
     ["outcome"],
 )
 RESERVED_UNITS = Counter("omni_inventory_reserved_units_total", "Units put on hold for orders")

@@ -11,9 +11,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import asyncpg
 
+from libs.pg import OUTBOX_ARRAY_TYPES, OUTBOX_COLUMNS
 from services.inventory.adapters.location_repository import location_from_row
 from services.inventory.domain.holds import Key, Sale
 from services.inventory.domain.locations import Location
@@ -23,13 +25,6 @@ from services.inventory.domain.reservations import (
     ReservationStatus,
 )
 from services.inventory.domain.stock import StockLevel
-
-_REFERENCES = """
-SELECT l.*, NULL::text AS tracked_sku FROM locations l WHERE l.location_id = ANY($1::text[])
-UNION ALL
-SELECT l.*, t.sku_code FROM tracked_skus t LEFT JOIN locations l ON false
-WHERE t.sku_code = ANY($2::text[])
-"""
 
 _CLAIM_REQUESTS = """
 INSERT INTO processed_requests (method, request_id, fingerprint)
@@ -47,9 +42,51 @@ JOIN unnest($1::text[], $2::text[]) AS k(method, request_id)
   ON p.method = k.method AND p.request_id = k.request_id
 """
 
-# A concurrent hold of the same order (another batch, another replica) waits here on the
-# key until the first commits, instead of locking stock rows it would then give back.
-_CLAIM_RESERVATIONS = """
+# One round trip for everything the decision needs:
+# - the reservation headers, claimed by order id: a concurrent hold of the same order
+#   (another batch, another replica) waits here on the key until the first commits,
+#   instead of locking stock rows it would then give back;
+# - the stock rows the claimed holds might take, locked in the global order. The Sort under
+#   the row locks needs every claim done first, so no stock row is locked before a claim;
+# - the named locations (as JSON) and which SKUs inventory tracks.
+_CLAIM_AND_LOCK = """
+WITH claimed AS (
+  INSERT INTO reservations (order_id, channel, status, expires_at, created_at, updated_at)
+  SELECT h.order_id, h.channel, h.status, h.expires_at, $5, $5
+  FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[])
+    AS h(order_id, channel, status, expires_at)
+  ORDER BY h.order_id COLLATE "C"
+  ON CONFLICT DO NOTHING
+  RETURNING order_id
+),
+wanted AS (
+  SELECT DISTINCT w.location_id, w.sku_code
+  FROM unnest($6::text[], $7::text[], $8::text[]) AS w(order_id, location_id, sku_code)
+  JOIN claimed c ON c.order_id = w.order_id
+),
+locked AS MATERIALIZED (
+  SELECT s.location_id, s.sku_code, s.on_hand, s.reserved, s.safety_stock, s.in_transit
+  FROM stock_levels s
+  JOIN wanted w ON s.location_id = w.location_id AND s.sku_code = w.sku_code
+  ORDER BY s.location_id COLLATE "C", s.sku_code COLLATE "C"
+  FOR UPDATE OF s
+)
+SELECT 'claimed' AS kind, order_id AS id, NULL::text AS sku_code, NULL::bigint AS on_hand,
+       NULL::bigint AS reserved, NULL::bigint AS safety_stock, NULL::bigint AS in_transit,
+       NULL::jsonb AS location
+FROM claimed
+UNION ALL
+SELECT 'level', location_id, sku_code, on_hand, reserved, safety_stock, in_transit, NULL
+FROM locked
+UNION ALL
+SELECT 'sku', sku_code, NULL, NULL, NULL, NULL, NULL, NULL
+FROM tracked_skus WHERE sku_code = ANY($10::text[])
+UNION ALL
+SELECT 'location', location_id, NULL, NULL, NULL, NULL, NULL, to_jsonb(l)
+FROM locations l WHERE location_id = ANY($9::text[])
+"""
+
+_RESERVATIONS = """
 INSERT INTO reservations (order_id, channel, status, expires_at, created_at, updated_at)
 SELECT h.order_id, h.channel, h.status, h.expires_at, $5, $5
 FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[])
@@ -59,6 +96,50 @@ ON CONFLICT DO NOTHING
 RETURNING order_id
 """
 
+# One round trip for everything the decision needs:
+# - the reservation headers, claimed by order id: a concurrent hold of the same order
+#   (another batch, another replica) waits here on the key until the first commits,
+#   instead of locking stock rows it would then give back;
+# - the stock rows the claimed holds might take, locked in the global order. The Sort under
+#   the row locks needs every claim done first, so no stock row is locked before a claim;
+# - the named locations (as JSON) and which SKUs inventory tracks.
+_CLAIM_AND_LOCK = """
+WITH claimed AS (
+  INSERT INTO reservations (order_id, channel, status, expires_at, created_at, updated_at)
+  SELECT h.order_id, h.channel, h.status, h.expires_at, $5, $5
+  FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[])
+    AS h(order_id, channel, status, expires_at)
+  ORDER BY h.order_id COLLATE "C"
+  ON CONFLICT DO NOTHING
+  RETURNING order_id
+),
+wanted AS (
+  SELECT DISTINCT w.location_id, w.sku_code
+  FROM unnest($6::text[], $7::text[], $8::text[]) AS w(order_id, location_id, sku_code)
+  JOIN claimed c ON c.order_id = w.order_id
+),
+locked AS MATERIALIZED (
+  SELECT s.location_id, s.sku_code, s.on_hand, s.reserved, s.safety_stock, s.in_transit
+  FROM stock_levels s
+  JOIN wanted w ON s.location_id = w.location_id AND s.sku_code = w.sku_code
+  ORDER BY s.location_id COLLATE "C", s.sku_code COLLATE "C"
+  FOR UPDATE OF s
+)
+SELECT 'claimed' AS kind, order_id AS id, NULL::text AS sku_code, NULL::bigint AS on_hand,
+       NULL::bigint AS reserved, NULL::bigint AS safety_stock, NULL::bigint AS in_transit,
+       NULL::jsonb AS location
+FROM claimed
+UNION ALL
+SELECT 'level', location_id, sku_code, on_hand, reserved, safety_stock, in_transit, NULL
+FROM locked
+UNION ALL
+SELECT 'sku', sku_code, NULL, NULL, NULL, NULL, NULL, NULL
+FROM tracked_skus WHERE sku_code = ANY($10::text[])
+UNION ALL
+SELECT 'location', location_id, NULL, NULL, NULL, NULL, NULL, to_jsonb(l)
+FROM locations l WHERE location_id = ANY($9::text[])
+"""
+
 _RESERVATIONS = """
 SELECT r.order_id, r.channel, r.status, r.expires_at, r.created_at, r.updated_at,
        l.line_id, l.sku_code, l.location_id, l.quantity
@@ -66,18 +147,9 @@ FROM reservations r LEFT JOIN reservation_lines l ON l.order_id = r.order_id
 WHERE r.order_id = ANY($1::text[])
 """
 
-# LockRows sits above the Sort: rows are locked in the order sorted.
-_LOCK_LEVELS = """
-SELECT s.location_id, s.sku_code, s.on_hand, s.reserved, s.safety_stock, s.in_transit
-FROM stock_levels s
-JOIN unnest($1::text[], $2::text[]) AS w(location_id, sku_code)
-  ON s.location_id = w.location_id AND s.sku_code = w.sku_code
-ORDER BY s.location_id COLLATE "C", s.sku_code COLLATE "C"
-FOR UPDATE OF s
-"""
-
-# Everything a decided batch writes, in one statement (no two parts touch the same row).
-_WRITE = """
+# Everything a decided batch writes, its events included, in one statement (no two parts
+# touch the same row).
+_WRITE = f"""
 WITH
 levels AS (
   UPDATE stock_levels s
@@ -116,10 +188,16 @@ unclaimed AS (
   USING unnest($19::text[], $20::text[]) AS u(method, request_id)
   WHERE p.method = u.method AND p.request_id = u.request_id
   RETURNING 1
+),
+events AS (
+  INSERT INTO outbox ({OUTBOX_COLUMNS})
+  SELECT * FROM unnest({", ".join(f"${i}::{t}" for i, t in enumerate(OUTBOX_ARRAY_TYPES, 21))})
+  RETURNING 1
 )
 SELECT (SELECT count(*) FROM levels) AS levels, (SELECT count(*) FROM dropped) AS dropped,
        (SELECT count(*) FROM lines) AS lines, (SELECT count(*) FROM sales) AS sales,
-       (SELECT count(*) FROM answered) AS answered, (SELECT count(*) FROM unclaimed) AS unclaimed
+       (SELECT count(*) FROM answered) AS answered, (SELECT count(*) FROM unclaimed) AS unclaimed,
+       (SELECT count(*) FROM events) AS events
 """
 
 RequestId = tuple[str, str]  # (method, request_id)
@@ -153,20 +231,8 @@ class BatchWrite:
     sales: list[Sale]
     answers: list[tuple[RequestId, bytes]]
     unclaimed_requests: list[RequestId]
-
-
-async def references(
-    conn: asyncpg.Connection, location_ids: Sequence[str], sku_codes: Sequence[str]
-) -> tuple[dict[str, Location], set[str]]:
-    """The named locations (any state) and which of the SKUs inventory tracks."""
-    found: dict[str, Location] = {}
-    tracked: set[str] = set()
-    for row in await conn.fetch(_REFERENCES, list(location_ids), list(sku_codes)):
-        if row["tracked_sku"] is not None:
-            tracked.add(row["tracked_sku"])
-        else:
-            found[row["location_id"]] = location_from_row(row)
-    return found, tracked
+    # The batch's events as outbox column arrays (PgTransaction.outbox_arrays).
+    outbox: list[list[Any]]
 
 
 async def claim_requests(
@@ -196,19 +262,57 @@ async def stored_requests(
     }
 
 
-async def claim_reservations(
-    conn: asyncpg.Connection, headers: Sequence[Header], now: datetime
-) -> set[str]:
-    """Insert the headers; returns the order ids claimed (the others already had one)."""
-    rows = await conn.fetch(
-        _CLAIM_RESERVATIONS,
+@dataclass
+class Claimed:
+    """What the claim-and-lock statement found."""
+
+    orders: set[str]
+    levels: dict[Key, StockLevel]
+    locations: dict[str, Location]
+    tracked: set[str]
+
+
+async def claim_and_lock(
+    conn: asyncpg.Connection,
+    headers: Sequence[Header],
+    now: datetime,
+    rows: Sequence[tuple[str, Key]],
+    location_ids: Sequence[str],
+    sku_codes: Sequence[str],
+) -> Claimed:
+    """Claim the headers (the order ids claimed are new here; the others had one), lock
+    the existing levels among ``rows`` ((order id, (location, sku)): what each hold might
+    take) of the claimed orders, and read the locations and tracked SKUs."""
+    found = Claimed(set(), {}, {}, set())
+    for row in await conn.fetch(
+        _CLAIM_AND_LOCK,
         [h.order_id for h in headers],
         [h.channel for h in headers],
         [h.status.value for h in headers],
         [h.expires_at for h in headers],
         now,
-    )
-    return {row["order_id"] for row in rows}
+        [order_id for order_id, _ in rows],
+        [loc for _, (loc, _) in rows],
+        [sku for _, (_, sku) in rows],
+        list(location_ids),
+        list(sku_codes),
+    ):
+        kind = row["kind"]
+        if kind == "claimed":
+            found.orders.add(row["id"])
+        elif kind == "level":
+            key = (row["id"], row["sku_code"])
+            found.levels[key] = StockLevel(
+                *key, row["on_hand"], row["reserved"], row["safety_stock"], row["in_transit"]
+            )
+        elif kind == "sku":
+            found.tracked.add(row["id"])
+        else:
+            location = row["location"]
+            found.locations[row["id"]] = location_from_row(
+                {**location, "created_at": datetime.fromisoformat(location["created_at"])}
+            )
+    return found
 
 
 async def reservations(
@@ -239,22 +343,6 @@ async def reservations(
     }
 
 
-async def lock_levels(conn: asyncpg.Connection, keys: Sequence[Key]) -> dict[Key, StockLevel]:
-    """Lock the existing levels of these (location, sku) rows, in the global order."""
-    rows = await conn.fetch(_LOCK_LEVELS, [loc for loc, _ in keys], [sku for _, sku in keys])
-    return {
-        (row["location_id"], row["sku_code"]): StockLevel(
-            row["location_id"],
-            row["sku_code"],
-            row["on_hand"],
-            row["reserved"],
-            row["safety_stock"],
-            row["in_transit"],
-        )
-        for row in rows
-    }
-
-
 async def write(conn: asyncpg.Connection, batch: BatchWrite) -> None:
     """Apply a decided batch in one statement; a count that differs from what was decided
     means a row vanished under the lock — a broken invariant, so the batch rolls back."""
@@ -281,6 +369,7 @@ async def write(conn: asyncpg.Connection, batch: BatchWrite) -> None:
         [response for _, response in batch.answers],
         [method for method, _ in batch.unclaimed_requests],
         [rid for _, rid in batch.unclaimed_requests],
+        *batch.outbox,
     )
     expected = {
         "levels": len(changed),
@@ -289,6 +378,7 @@ async def write(conn: asyncpg.Connection, batch: BatchWrite) -> None:
         "sales": len(batch.sales),
         "answered": len(batch.answers),
         "unclaimed": len(batch.unclaimed_requests),
+        "events": len(batch.outbox[0]),
     }
     assert counts is not None
     wrote = {name: counts[name] for name in expected}

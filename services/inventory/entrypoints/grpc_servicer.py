@@ -13,7 +13,7 @@ from omni.inventory.v1 import inventory_service_pb2 as pb
 from omni.inventory.v1 import inventory_service_pb2_grpc as pb_grpc
 
 from libs.db import is_database_unavailable, is_retryable_conflict
-from libs.errors import InvalidArgument, Validator
+from libs.errors import DomainError, InvalidArgument, Validator
 from libs.idempotency import fingerprint, run_idempotent, validate_request_id
 from libs.pagination import decode_token, encode_token, page_size
 from libs.unit_of_work import UnitOfWork, UnitOfWorkFactory
@@ -380,6 +380,8 @@ class InventoryServicer(pb_grpc.InventoryServiceServicer):
             f"at most {MAX_HOLDS_PER_CALL} holds per call",
         )
         v.raise_if_any()
+        # Saturated: the whole call is turned away at once (before any hold is queued).
+        self.engine.admit(len(request.holds))
 
         async def one(msg: pb.HoldRequest) -> pb.HoldResult:
             try:
@@ -389,9 +391,13 @@ class InventoryServicer(pb_grpc.InventoryServiceServicer):
             try:
                 outcome = await self.engine.hold(hold)
             except Exception as error:
-                # An outage fails the call (its retry is safe); a fault the engine isolated
-                # to this hold fails it alone.
-                if is_database_unavailable(error) or is_retryable_conflict(error):
+                # An outage or saturation fails the call (its retry is safe); a fault the
+                # engine isolated to this hold fails it alone.
+                if (
+                    isinstance(error, DomainError)
+                    or is_database_unavailable(error)
+                    or is_retryable_conflict(error)
+                ):
                     raise
                 return proto.hold_refusal_to_proto(msg.order_id, error)
             return _hold_result(msg.order_id, outcome)

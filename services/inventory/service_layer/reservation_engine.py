@@ -4,19 +4,21 @@ Reserve and ReserveBatch hand their holds to one engine per process. A libs.batc
 Batcher gathers the holds that arrive while the previous batch is being applied, and the
 engine applies each batch in ONE transaction on a plain asyncpg connection:
 
-1. references: the named locations and SKUs (unknown or inactive → INVALID_ARGUMENT);
-2. request records (Reserve's request_id): a retry gets the first answer;
-3. reservation headers claimed by order id (a replay meets its reservation, other lines
-   under the same order id are ALREADY_EXISTS);
-4. the stock rows of every (location, sku) the new holds might take, locked in the
-   global order;
-5. decide the holds in arrival order (domain.holds.decide_batch, pure);
-6. one statement writes the levels, the lines, the SALE movements of confirming holds, the
-   request answers, and drops the headers of refused holds; one StockChangedEvent per
-   changed level goes to the outbox; commit.
+1. request records (Reserve's request_id): a retry gets the first answer;
+2. one statement claims the reservation headers by order id, locks the stock rows of
+   every (location, sku) the claimed holds might take in the global order, and reads the
+   named locations and tracked SKUs; a hold whose order id was taken already is a replay
+   (answered with its reservation) or, with other lines, ALREADY_EXISTS;
+3. decide the new holds in arrival order (domain.holds.decide_batch, pure: unknown or
+   inactive references → INVALID_ARGUMENT, then first fit / all or nothing);
+4. one statement writes the levels, the lines, the SALE movements of confirming holds, the
+   request answers, one StockChangedEvent per changed level (outbox), and drops the
+   headers of refused holds; commit.
 
-The hot rows stay locked from step 4 to the commit only: the decision in between is
-Python without I/O. A hold is all or nothing; a refused hold leaves nothing behind (its
+So a batch is BEGIN, two statements and COMMIT, whatever its size (plus one for request
+records, and one more only when a hold is a replay). The hot rows stay locked from step 2
+to the commit only: the decision in between is Python without I/O. A hold is all or
+nothing; a refused hold leaves nothing behind (its
 order id can be held later). An order id (or request id) met twice in one batch waits for
 the next batch, where it meets the first one's committed result. A database error that a
 hold's own data could cause splits the batch until the faulty hold fails alone; a lost
@@ -25,8 +27,8 @@ connection fails the batch's callers, whose retries are idempotent by order id.
 
 from __future__ import annotations
 
-import asyncio
 import logging
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -38,7 +40,13 @@ from opentelemetry import trace
 
 from libs.batching import Batcher
 from libs.db import is_database_unavailable, is_retryable_conflict
-from libs.errors import AlreadyExists, DomainError, FailedPrecondition, InvalidArgument
+from libs.errors import (
+    AlreadyExists,
+    DomainError,
+    FailedPrecondition,
+    InvalidArgument,
+    Unavailable,
+)
 from libs.pg import Pg, PgTransaction
 from services.inventory import metrics
 from services.inventory.adapters import hold_repository as repo
@@ -47,8 +55,8 @@ from services.inventory.domain.holds import (
     BatchPlan,
     Decision,
     Hold,
+    Key,
     Skipped,
-    check_references,
     decide_batch,
     same_hold,
     validate_hold,
@@ -60,8 +68,7 @@ from services.inventory.domain.reservations import (
     ReservationStatus,
     effective_ttl,
 )
-from services.inventory.domain.stock import MovementKind
-from services.inventory.service_layer.stock import count_movement
+from services.inventory.domain.stock import MovementKind, StockLevel
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer(__name__)
@@ -119,7 +126,9 @@ def _utc_now() -> datetime:
 
 class ReservationEngine:
     """Group commit of holds. ``max_batch`` holds per transaction; ``concurrency`` batches
-    in flight at once (each on its own connection)."""
+    in flight at once (each on its own connection); at most ``max_queued`` holds waiting —
+    beyond that a caller is told UNAVAILABLE at once (back-pressure: a fast, retryable
+    answer instead of a deadline spent in a queue)."""
 
     def __init__(
         self,
@@ -127,10 +136,12 @@ class ReservationEngine:
         *,
         max_batch: int = 100,
         concurrency: int = 1,
+        max_queued: int = 5_000,
         clock: Callable[[], datetime] = _utc_now,
     ) -> None:
         self._pg = pg
         self._clock = clock
+        self.max_queued = max_queued
         self._batcher: Batcher[_Ask, HoldOutcome | _Deferred] = Batcher(
             self._flush, max_batch=max_batch, concurrency=concurrency, name="reservations"
         )
@@ -143,13 +154,23 @@ class ReservationEngine:
     def holds_applied(self) -> int:
         return self._batcher.items
 
+    def admit(self, holds: int) -> None:
+        """Raises Unavailable when ``holds`` more would overfill the queue."""
+        if self._batcher.queued + holds > self.max_queued:
+            metrics.RESERVATIONS.labels("shed").inc(holds)
+            raise Unavailable(
+                f"inventory is saturated ({self._batcher.queued} holds queued); retry shortly"
+            )
+
     async def hold(self, hold: Hold, request: RequestRecord | None = None) -> HoldOutcome:
         """Hold every line of the order (at the named locations, or whole at the first
-        candidate able to take it), or nothing; see the module's docstring."""
+        candidate able to take it), or nothing; see the module's docstring. Raises
+        Unavailable when saturated (see ``admit``)."""
         try:
             validate_hold(hold)
         except InvalidArgument as error:
             return HoldOutcome(error=error)
+        self.admit(1)
         ask = _Ask(hold, request, trace.get_current_span().get_span_context())
         while True:
             outcome = await self._batcher.submit(ask)
@@ -199,9 +220,7 @@ class ReservationEngine:
                     *await self._apply_isolating(asks[:middle]),
                     *await self._apply_isolating(asks[middle:]),
                 ]
-            except (asyncio.CancelledError, KeyboardInterrupt):
-                raise
-            except Exception as error:
+            except Exception as error:  # a cancellation is no Exception: it propagates
                 if not is_database_unavailable(error):
                     log.exception("reservation batch failed")
                 return [error] * len(asks)
@@ -240,6 +259,8 @@ class _Batch:
         self.claimed_requests: set[repo.RequestId] = set()
         self.new: list[int] = []
         self.plan: BatchPlan | None = None
+        self.headers: dict[int, repo.Header] = {}
+        self.levels: dict[Key, StockLevel] = {}
         self.locations: dict[str, Location] = {}
         self.tracked: set[str] = set()
 
@@ -252,20 +273,11 @@ class _Batch:
 
     async def run(self) -> None:
         self.tx.after_commit(self._count)
-        await self._check_references()
         await self._answer_retried_requests()
-        await self._claim_orders()
-        await self._decide_new_holds()
+        await self._claim_and_lock()
+        await self._answer_replays()
+        self._decide()
         await self._write()
-
-    async def _check_references(self) -> None:
-        location_ids = sorted(set().union(*(a.hold.locations() for a in self.asks)))
-        sku_codes = sorted(set().union(*(a.hold.skus() for a in self.asks)))
-        self.locations, self.tracked = await repo.references(self.conn, location_ids, sku_codes)
-        for i, ask in enumerate(self.asks):
-            invalid = check_references(ask.hold, self.locations, self.tracked)
-            if invalid is not None:
-                self.answers[i] = HoldOutcome(error=invalid)
 
     async def _answer_retried_requests(self) -> None:
         keyed = [(i, r) for i in self._open() if (r := self.asks[i].request) is not None]
@@ -282,38 +294,47 @@ class _Batch:
             if request.key not in self.claimed_requests:
                 self.answers[i] = _from_record(stored.get(request.key), request)
 
-    async def _claim_orders(self) -> None:
+    async def _claim_and_lock(self) -> None:
         open_ = self._open()
         if not open_:
             return
-        headers = [_header(self.asks[i].hold, self.now) for i in open_]
-        claimed = await repo.claim_reservations(self.conn, headers, self.now)
-        self.new = [i for i in open_ if self.asks[i].hold.order_id in claimed]
-        held_before = [
-            self.asks[i].hold.order_id for i in open_ if self.asks[i].hold.order_id not in claimed
-        ]
+        holds = [self.asks[i].hold for i in open_]
+        self.headers = {i: _header(self.asks[i].hold, self.now) for i in open_}
+        found = await repo.claim_and_lock(
+            self.conn,
+            list(self.headers.values()),
+            self.now,
+            [(hold.order_id, key) for hold in holds for key in sorted(hold.rows())],
+            sorted(set().union(*(hold.locations() for hold in holds))),
+            sorted(set().union(*(hold.skus() for hold in holds))),
+        )
+        # From here to the commit the rows are locked: Python without I/O, then one write
+        # (a replay's reservation is read first, rarely).
+        self.new = [i for i in open_ if self.asks[i].hold.order_id in found.orders]
+        self.levels, self.locations, self.tracked = found.levels, found.locations, found.tracked
+
+    async def _answer_replays(self) -> None:
+        new = set(self.new)
+        held_before = [i for i in self._open() if i not in new]
         if not held_before:
             return
-        existing = await repo.reservations(self.conn, held_before)
-        for i in open_:
+        existing = await repo.reservations(
+            self.conn, [self.asks[i].hold.order_id for i in held_before]
+        )
+        for i in held_before:
             order_id = self.asks[i].hold.order_id
-            if order_id in claimed:
-                continue
             found = existing.get(order_id)
             if found is None:  # committed headers are never deleted
                 raise RuntimeError(f"reservation {order_id} conflicted but is not there")
             self.answers[i] = _replay(found, self.asks[i].hold)
 
-    async def _decide_new_holds(self) -> None:
+    def _decide(self) -> None:
         if not self.new:
             return
         holds = [self.asks[i].hold for i in self.new]
-        rows = sorted(set().union(*(h.rows() for h in holds)))
-        levels = await repo.lock_levels(self.conn, rows)
-        # From here to the commit the rows are locked: Python without I/O, then two writes.
-        self.plan = decide_batch(holds, levels, self.locations, self.tracked, self.now)
+        self.plan = decide_batch(holds, self.levels, self.locations, self.tracked, self.now)
         for i, decision in zip(self.new, self.plan.decisions, strict=True):
-            self.answers[i] = _decided(self.asks[i].hold, decision, self.now)
+            self.answers[i] = _decided(self.asks[i].hold, decision, self.headers[i], self.now)
 
     async def _write(self) -> None:
         plan = self.plan
@@ -339,6 +360,8 @@ class _Batch:
                     dropped.append(order_id)
         if plan is None and not answers and not unclaimed:
             return
+        if plan is not None:
+            self._emit_levels(plan)
         await repo.write(
             self.conn,
             repo.BatchWrite(
@@ -349,10 +372,10 @@ class _Batch:
                 sales=plan.sales if plan else [],
                 answers=answers,
                 unclaimed_requests=unclaimed,
+                # The events go in the same statement: one round trip fewer under the locks.
+                outbox=self.tx.outbox_arrays(),
             ),
         )
-        if plan is not None:
-            self._emit_levels(plan)
 
     def _emit_levels(self, plan: BatchPlan) -> None:
         """One StockChangedEvent per changed level and batch, with its final level."""
@@ -368,24 +391,35 @@ class _Batch:
             )
 
     def _count(self) -> None:
-        """Business metrics, once the batch committed."""
+        """Business metrics, once the batch committed (one increment per figure and batch)."""
         new = set(self.new)
+        outcomes: Counter[str] = Counter()
+        units = confirmed = 0
         for i, answer in enumerate(self.answers):
             assert answer is not None
             hold = self.asks[i].hold
             if answer.repeated or answer.stored_response is not None:
-                metrics.RESERVATIONS.labels("repeated").inc()
+                outcomes["repeated"] += 1
             elif i in new and answer.reservation is not None:
-                metrics.RESERVATIONS.labels("reserved").inc()
-                units = sum(line.quantity for line in hold.lines)
+                outcomes["reserved"] += 1
                 if hold.confirm:
-                    metrics.RESERVATION_ENDINGS.labels("confirmed").inc()
+                    confirmed += 1
                 else:
-                    metrics.RESERVED_UNITS.inc(units)
+                    units += sum(line.quantity for line in hold.lines)
             elif isinstance(answer.error, FailedPrecondition):
-                metrics.RESERVATIONS.labels("refused_no_stock").inc()
-        for sale in self.plan.sales if self.plan else []:
-            count_movement(MovementKind.SALE, sale.quantity)
+                outcomes["refused_no_stock"] += 1
+        for outcome, count in outcomes.items():
+            metrics.RESERVATIONS.labels(outcome).inc(count)
+        if units:
+            metrics.RESERVED_UNITS.inc(units)
+        if confirmed:
+            metrics.RESERVATION_ENDINGS.labels("confirmed").inc(confirmed)
+        sales = self.plan.sales if self.plan else []
+        if sales:
+            metrics.MOVEMENTS.labels(MovementKind.SALE.value).inc(len(sales))
+            metrics.MOVEMENT_UNITS.labels(MovementKind.SALE.value).inc(
+                sum(s.quantity for s in sales)
+            )
 
 
 def _header(hold: Hold, now: datetime) -> repo.Header:
@@ -417,10 +451,9 @@ def _replay(existing: Reservation, hold: Hold) -> HoldOutcome:
     )
 
 
-def _decided(hold: Hold, decision: Decision, now: datetime) -> HoldOutcome:
+def _decided(hold: Hold, decision: Decision, header: repo.Header, now: datetime) -> HoldOutcome:
     if not decision.held:
         return HoldOutcome(error=decision.error, skipped=decision.skipped)
-    header = _header(hold, now)
     return HoldOutcome(
         reservation=Reservation(
             order_id=hold.order_id,

@@ -9,11 +9,14 @@ from dataclasses import dataclass
 import grpc
 import pytest
 import sqlalchemy as sa
+from omni.inventory.v1 import events_pb2
 from omni.inventory.v1 import inventory_pb2 as res
 from omni.inventory.v1 import inventory_service_pb2 as inv
 from omni.inventory.v1 import inventory_service_pb2_grpc as inv_grpc
 
 from libs.db import Database
+from libs.messaging import decode_envelope
+from libs.pg import Pg
 from libs.testing.services import running_service
 from libs.unit_of_work import UnitOfWorkFactory
 from services.inventory.service_layer.tracked_skus import track_sku
@@ -32,6 +35,8 @@ class Inventory:
     db: Database
     uow_factory: UnitOfWorkFactory
     port: int
+    # The running service's asyncpg pool (an engine of a test's own on it is one more replica).
+    pg: Pg
 
     async def track(self, sku_code: str) -> str:
         """Register a SKU the way catalog's SkuCreatedEvent does (the same use case)."""
@@ -116,6 +121,23 @@ class Inventory:
         async with self.db.engine.connect() as conn:
             return int((await conn.execute(sa.text(sql), params)).scalar_one())
 
+    async def stock_events(self, sku_code: str) -> list[events_pb2.StockChangedEvent]:
+        """The StockChangedEvents written to the outbox for a SKU, oldest first."""
+        async with self.db.engine.connect() as conn:
+            rows = await conn.execute(
+                sa.text(
+                    "SELECT envelope FROM outbox WHERE key = :k "
+                    "AND event_type = 'omni.inventory.v1.StockChangedEvent' ORDER BY id"
+                ),
+                {"k": sku_code},
+            )
+            found = []
+            for (envelope,) in rows:
+                event = events_pb2.StockChangedEvent()
+                event.ParseFromString(decode_envelope(envelope).payload)
+                found.append(event)
+            return found
+
     async def outbox_count(self, event_type: str, like: str) -> int:
         """Outbox rows of a type whose key matches ``like`` (events are keyed by aggregate)."""
         return await self.scalar(
@@ -139,5 +161,6 @@ async def inventory(test_stack) -> AsyncIterator[Inventory]:
                 db,
                 UnitOfWorkFactory(db, "inventory", settings.topic("inventory")),
                 service.port,
+                service.runtime.pg,
             )
         await db.dispose()
