@@ -48,7 +48,8 @@ JOIN unnest($1::text[], $2::text[]) AS k(method, request_id)
 #   instead of locking stock rows it would then give back;
 # - the stock rows the claimed holds might take, locked in the global order. The Sort under
 #   the row locks needs every claim done first, so no stock row is locked before a claim;
-# - the named locations (as JSON) and which SKUs inventory tracks.
+# - the named locations (as JSON), which SKUs inventory tracks, and the locations' version
+#   (in the same snapshot as the locations, so a ranking made at it saw these locations).
 _CLAIM_AND_LOCK = """
 WITH claimed AS (
   INSERT INTO reservations (order_id, channel, status, expires_at, created_at, updated_at)
@@ -84,60 +85,9 @@ FROM tracked_skus WHERE sku_code = ANY($10::text[])
 UNION ALL
 SELECT 'location', location_id, NULL, NULL, NULL, NULL, NULL, to_jsonb(l)
 FROM locations l WHERE location_id = ANY($9::text[])
-"""
-
-_RESERVATIONS = """
-INSERT INTO reservations (order_id, channel, status, expires_at, created_at, updated_at)
-SELECT h.order_id, h.channel, h.status, h.expires_at, $5, $5
-FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[])
-  AS h(order_id, channel, status, expires_at)
-ORDER BY h.order_id COLLATE "C"
-ON CONFLICT DO NOTHING
-RETURNING order_id
-"""
-
-# One round trip for everything the decision needs:
-# - the reservation headers, claimed by order id: a concurrent hold of the same order
-#   (another batch, another replica) waits here on the key until the first commits,
-#   instead of locking stock rows it would then give back;
-# - the stock rows the claimed holds might take, locked in the global order. The Sort under
-#   the row locks needs every claim done first, so no stock row is locked before a claim;
-# - the named locations (as JSON) and which SKUs inventory tracks.
-_CLAIM_AND_LOCK = """
-WITH claimed AS (
-  INSERT INTO reservations (order_id, channel, status, expires_at, created_at, updated_at)
-  SELECT h.order_id, h.channel, h.status, h.expires_at, $5, $5
-  FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[])
-    AS h(order_id, channel, status, expires_at)
-  ORDER BY h.order_id COLLATE "C"
-  ON CONFLICT DO NOTHING
-  RETURNING order_id
-),
-wanted AS (
-  SELECT DISTINCT w.location_id, w.sku_code
-  FROM unnest($6::text[], $7::text[], $8::text[]) AS w(order_id, location_id, sku_code)
-  JOIN claimed c ON c.order_id = w.order_id
-),
-locked AS MATERIALIZED (
-  SELECT s.location_id, s.sku_code, s.on_hand, s.reserved, s.safety_stock, s.in_transit
-  FROM stock_levels s
-  JOIN wanted w ON s.location_id = w.location_id AND s.sku_code = w.sku_code
-  ORDER BY s.location_id COLLATE "C", s.sku_code COLLATE "C"
-  FOR UPDATE OF s
-)
-SELECT 'claimed' AS kind, order_id AS id, NULL::text AS sku_code, NULL::bigint AS on_hand,
-       NULL::bigint AS reserved, NULL::bigint AS safety_stock, NULL::bigint AS in_transit,
-       NULL::jsonb AS location
-FROM claimed
 UNION ALL
-SELECT 'level', location_id, sku_code, on_hand, reserved, safety_stock, in_transit, NULL
-FROM locked
-UNION ALL
-SELECT 'sku', sku_code, NULL, NULL, NULL, NULL, NULL, NULL
-FROM tracked_skus WHERE sku_code = ANY($10::text[])
-UNION ALL
-SELECT 'location', location_id, NULL, NULL, NULL, NULL, NULL, to_jsonb(l)
-FROM locations l WHERE location_id = ANY($9::text[])
+SELECT 'version', version::text, NULL, NULL, NULL, NULL, NULL, NULL
+FROM locations_version
 """
 
 _RESERVATIONS = """
@@ -270,6 +220,7 @@ class Claimed:
     levels: dict[Key, StockLevel]
     locations: dict[str, Location]
     tracked: set[str]
+    locations_version: int = 0
 
 
 async def claim_and_lock(
@@ -307,6 +258,8 @@ async def claim_and_lock(
             )
         elif kind == "sku":
             found.tracked.add(row["id"])
+        elif kind == "version":
+            found.locations_version = int(row["id"])
         else:
             location = row["location"]
             found.locations[row["id"]] = location_from_row(

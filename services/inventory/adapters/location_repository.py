@@ -106,6 +106,14 @@ class LocationRepository:
         )
         return {r.location_id: location_from_row(r._mapping) for r in rows}
 
+    async def version(self) -> int:
+        """Moves whenever any location changes (migration 0005's trigger)."""
+        return int(
+            (
+                await self.session.execute(sa.text("SELECT version FROM locations_version"))
+            ).scalar_one()
+        )
+
     async def page(self, after_id: str, limit: int, channel: str) -> list[Location]:
         query = sa.select(locations).where(locations.c.location_id > after_id)
         if channel:

@@ -12,7 +12,7 @@ from libs.errors import (
     InvalidArgument,
 )
 from libs.proto_input import optional_timestamp as timestamp
-from services.inventory.domain.holds import Hold, Skipped
+from services.inventory.domain.holds import Hold, Skipped, StaleLocations
 from services.inventory.domain.locations import Capability, Location, LocationType, OpeningHours
 from services.inventory.domain.reservations import (
     Reservation,
@@ -222,6 +222,7 @@ def hold_from_proto(msg: service_pb.HoldRequest) -> Hold:
         capability=capability,
         require_open_now=msg.require_open_now,
         confirm=msg.confirm,
+        locations_version=msg.locations_version,
     )
 
 
@@ -240,6 +241,13 @@ def hold_refusal_to_proto(order_id: str, error: BaseException) -> service_pb.Hol
     if isinstance(error, AlreadyExists):
         return service_pb.HoldResult(
             order_id=order_id, code=service_pb.HOLD_CODE_ALREADY_EXISTS, message=error.message
+        )
+    if isinstance(error, StaleLocations):
+        return service_pb.HoldResult(
+            order_id=order_id,
+            code=service_pb.HOLD_CODE_STALE_LOCATIONS,
+            message=error.message,
+            reason=error.reason,
         )
     if isinstance(error, FailedPrecondition):
         return service_pb.HoldResult(

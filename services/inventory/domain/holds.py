@@ -56,6 +56,8 @@ class Hold:
     require_open_now: bool = False
     # The goods leave now (a sale at the counter): held and confirmed in one step.
     confirm: bool = False
+    # A routed hold: the locations version its candidates were ranked at (0: not checked).
+    locations_version: int = 0
 
     @property
     def routed(self) -> bool:
@@ -75,6 +77,12 @@ class Hold:
         if self.routed:
             return set(self.candidates)
         return {line.location_id for line in self.lines}
+
+
+class StaleLocations(FailedPrecondition):
+    """The candidates were ranked from locations that changed since: rank again."""
+
+    reason = "STALE_LOCATIONS"
 
 
 class NoLocationCanHold(FailedPrecondition):
@@ -253,14 +261,28 @@ def decide_batch(
     locations: Mapping[str, Location],
     tracked: Collection[str],
     at: datetime,
+    *,
+    locations_version: int = 0,
 ) -> BatchPlan:
     """Decide each hold in order; a held hold's units are gone for the holds after it.
 
     ``levels`` holds every existing row the holds might take from (a missing row has
-    nothing available); ``locations`` and ``tracked`` every location and SKU they name."""
+    nothing available); ``locations`` and ``tracked`` every location and SKU they name;
+    ``locations_version`` the locations' version now (a routed hold ranked at another is
+    refused as stale)."""
     plan = BatchPlan(decisions=[])
     current: dict[Key, StockLevel] = dict(levels)
     for hold in batch:
+        if hold.routed and hold.locations_version and hold.locations_version != locations_version:
+            plan.decisions.append(
+                Decision(
+                    error=StaleLocations(
+                        f"the candidates were ranked at locations version "
+                        f"{hold.locations_version}; it is {locations_version} now"
+                    )
+                )
+            )
+            continue
         invalid = check_references(hold, locations, tracked)
         if invalid is not None:
             plan.decisions.append(Decision(error=invalid))

@@ -145,10 +145,11 @@ class InventoryServicer(pb_grpc.InventoryServiceServicer):
         position = decode_token(request.page_token, 1)
         after = str(position[0]) if position else ""
         async with self.uow() as uow:
-            page, last = await locations.list_locations(uow, after, size, request.channel)
+            page, last, version = await locations.list_locations(uow, after, size, request.channel)
         return pb.ListLocationsResponse(
             locations=[proto.location_to_proto(loc) for loc in page],
             next_page_token=encode_token([last]) if last else "",
+            locations_version=version,
         )
 
     # --- ledger --------------------------------------------------------------------------

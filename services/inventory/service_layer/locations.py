@@ -46,9 +46,12 @@ async def get_location(uow: UnitOfWork, location_id: str) -> Location:
 
 async def list_locations(
     uow: UnitOfWork, after_id: str, page_size: int, channel: str
-) -> tuple[list[Location], str]:
-    """A page of locations by id; the second value is the last id when more may follow."""
-    page = await LocationRepository(uow.session).page(after_id, page_size + 1, channel)
+) -> tuple[list[Location], str, int]:
+    """A page of locations by id, the last id when more may follow, and the locations'
+    version (read in the same transaction as the page)."""
+    repo = LocationRepository(uow.session)
+    version = await repo.version()
+    page = await repo.page(after_id, page_size + 1, channel)
     more = len(page) > page_size
     page = page[:page_size]
-    return page, (page[-1].location_id if more and page else "")
+    return page, (page[-1].location_id if more and page else ""), version

@@ -312,6 +312,7 @@ class _Batch:
         # (a replay's reservation is read first, rarely).
         self.new = [i for i in open_ if self.asks[i].hold.order_id in found.orders]
         self.levels, self.locations, self.tracked = found.levels, found.locations, found.tracked
+        self.locations_version = found.locations_version
 
     async def _answer_replays(self) -> None:
         new = set(self.new)
@@ -332,7 +333,14 @@ class _Batch:
         if not self.new:
             return
         holds = [self.asks[i].hold for i in self.new]
-        self.plan = decide_batch(holds, self.levels, self.locations, self.tracked, self.now)
+        self.plan = decide_batch(
+            holds,
+            self.levels,
+            self.locations,
+            self.tracked,
+            self.now,
+            locations_version=self.locations_version,
+        )
         for i, decision in zip(self.new, self.plan.decisions, strict=True):
             self.answers[i] = _decided(self.asks[i].hold, decision, self.headers[i], self.now)
 

@@ -90,3 +90,26 @@ async def test_concurrent_captures_on_scarce_stock_are_held_whole_or_not_at_all(
     for location, units in ((near, 3), (far, 2)):
         assert await world.levels(location, a) == (units, units)
         assert await world.levels(location, b) == (units, units)
+
+
+async def test_a_location_added_after_the_ranking_was_cached_is_ranked_at_once(
+    world: World, unique: str
+) -> None:
+    """The order service keeps the channel's locations in memory; a location created since
+    makes inventory refuse the cached ranking as stale, so the next order already sees it."""
+    ch = f"ffv-{unique}"
+    sku = await world.sku(f"FFV-{unique}-1")
+    far = await world.location(f"FVF-{unique}", ch, at=FAR)
+    await world.stock(far, sku, 5)
+    first = await world.capture(
+        f"c1-{unique}", channel_id=ch, lines=[line(sku, 1)], delivery_address=address()
+    )
+    assert [f.location_id for f in first.order.fulfilments] == [far]
+
+    near = await world.location(f"FVN-{unique}", ch, at=NEAR)
+    await world.stock(near, sku, 5)
+    second = await world.capture(
+        f"c2-{unique}", channel_id=ch, lines=[line(sku, 1)], delivery_address=address()
+    )
+    assert [f.location_id for f in second.order.fulfilments] == [near]
+    assert {c.location_id for c in second.routing.candidates} >= {near, far}

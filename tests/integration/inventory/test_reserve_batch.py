@@ -475,3 +475,44 @@ async def test_a_saturated_engine_turns_holds_away_at_once_and_loses_none(invent
     for hold in holds[4:]:
         assert (await engine.hold(hold)).reservation is not None
     assert (await inventory.level(store, sku)).reserved == 20
+
+
+async def test_a_ranking_made_before_the_locations_changed_is_refused_as_stale(
+    inventory, unique
+):
+    """A caller ranking cached locations sends the version it ranked at: after any location
+    changed, the hold is refused as stale and holds nothing; at the current version it is
+    held. Every change of a location moves the version ListLocations reports."""
+    sku = await inventory.track(f"VER-{unique}")
+    store = await inventory.location(f"VER-{unique}-A")
+    await inventory.receive(store.location_id, sku, 5, f"{unique}-ver")
+
+    async def version() -> int:
+        got = await inventory.stub.ListLocations(inv.ListLocationsRequest(), timeout=10)
+        return got.locations_version
+
+    ranked_at = await version()
+    await inventory.location(f"VER-{unique}-B")  # a new location: the ranking is out of date
+    moved = await version()
+    assert moved > ranked_at
+
+    def ask(order_id, at_version):
+        return inv.HoldRequest(
+            order_id=order_id,
+            channel="mall",
+            lines=[line("1", sku, 1)],
+            candidate_location_ids=[store.location_id],
+            locations_version=at_version,
+        )
+
+    (stale,) = await reserve_batch(inventory, ask(f"O-{unique}-stale", ranked_at))
+    assert stale.code == inv.HOLD_CODE_STALE_LOCATIONS and stale.reason == "STALE_LOCATIONS"
+    assert (await inventory.level(store.location_id, sku)).reserved == 0
+    (held,) = await reserve_batch(inventory, ask(f"O-{unique}-stale", moved))
+    assert held.code == OK
+    assert (await inventory.level(store.location_id, sku)).reserved == 1
+
+    update = inv.UpdateLocationRequest(request_id=f"upd-{unique}", location=store)
+    update.location.name = "renamed"
+    await inventory.stub.UpdateLocation(update, timeout=10)
+    assert await version() > moved
