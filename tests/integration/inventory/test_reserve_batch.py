@@ -477,9 +477,7 @@ async def test_a_saturated_engine_turns_holds_away_at_once_and_loses_none(invent
     assert (await inventory.level(store, sku)).reserved == 20
 
 
-async def test_a_ranking_made_before_the_locations_changed_is_refused_as_stale(
-    inventory, unique
-):
+async def test_a_ranking_made_before_the_locations_changed_is_refused_as_stale(inventory, unique):
     """A caller ranking cached locations sends the version it ranked at: after any location
     changed, the hold is refused as stale and holds nothing; at the current version it is
     held. Every change of a location moves the version ListLocations reports."""
