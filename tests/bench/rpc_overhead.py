@@ -5,7 +5,7 @@ interceptors (span, metrics, log line, input checks, error mapping), the client'
 trace context, deadline) and the event loop. Each setup runs its server and its client as
 separate OS processes; the client makes CALLS calls with IN_FLIGHT outstanding, reads its
 own CPU time (time.process_time, every thread) and the server's (/proc/<pid>/stat, every
-thread) around the timed calls, and reports CPU per call. Five rounds, each visiting
+thread) around the timed calls, and reports CPU per call. Seven rounds, each visiting
 every setup; the median is reported. CPU time, not wall time, so other work on the machine
 changes the figures less (but still some: compare setups of one run).
 
@@ -47,10 +47,10 @@ from libs.testing.services import ServiceSubprocess
 from tests.bench.report import Report
 
 SECTION = "rpc overhead"
-CALLS = int(os.environ.get("OMNI_BENCH_RPC_CALLS", "4000"))
+CALLS = int(os.environ.get("OMNI_BENCH_RPC_CALLS", "3000"))
 WARMUP_CALLS = 300
 IN_FLIGHT = 8
-ROUNDS = 5
+ROUNDS = 7
 SKU = "BENCH-RPC-1"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 WORKDIR = REPO / ".omni" / "bench-rpc"
@@ -64,14 +64,9 @@ class Setup:
     bare: bool = False
 
 
-# Settings the platform reads (README, configuration).
+# Settings the platform reads (README, configuration): each setup below switches one thing
+# on from the defaults, so its figure minus the defaults' is what that thing costs.
 EXPORTED = {"OMNI_TRACE_FILE": str(WORKDIR / "spans.jsonl")}
-EVERYTHING_ON = {
-    **EXPORTED,
-    "OMNI_TRACE_SQL": "true",
-    "OMNI_LOG_LEVEL": "DEBUG",
-    "OMNI_EVENT_LOOP": "asyncio",
-}
 ECHO_SETUPS = [
     Setup("bare grpc.aio server and channel, no interceptors, uvloop (floor)", bare=True),
     Setup(
@@ -79,19 +74,24 @@ ECHO_SETUPS = [
         {"OMNI_EVENT_LOOP": "asyncio"},
         bare=True,
     ),
-    Setup("platform defaults"),
-    Setup("platform defaults, spans exported (OMNI_TRACE_FILE)", EXPORTED),
+    Setup("platform defaults (uvloop, nothing recorded, no line per call)"),
+    Setup("defaults + asyncio loop (OMNI_EVENT_LOOP=asyncio)", {"OMNI_EVENT_LOOP": "asyncio"}),
+    Setup("defaults + a log line per call (OMNI_LOG_LEVEL=DEBUG)", {"OMNI_LOG_LEVEL": "DEBUG"}),
+    Setup("defaults + spans exported (OMNI_TRACE_FILE), all sampled", EXPORTED),
     Setup(
-        "everything on: spans exported, every RPC logged, asyncio loop "
-        "(OMNI_TRACE_FILE, OMNI_LOG_LEVEL=DEBUG, OMNI_EVENT_LOOP=asyncio)",
-        EVERYTHING_ON,
+        "defaults + spans exported, 10 % of traces sampled (OMNI_TRACE_SAMPLE_RATIO=0.1)",
+        {**EXPORTED, "OMNI_TRACE_SAMPLE_RATIO": "0.1"},
+    ),
+    Setup(
+        "everything on: spans exported, a line per call, asyncio loop",
+        {**EXPORTED, "OMNI_LOG_LEVEL": "DEBUG", "OMNI_EVENT_LOOP": "asyncio"},
     ),
 ]
 GET_SKU_SETUPS = [
     Setup("platform defaults"),
-    Setup("platform defaults, spans exported (OMNI_TRACE_FILE)", EXPORTED),
+    Setup("defaults + spans exported (OMNI_TRACE_FILE)", EXPORTED),
     Setup(
-        "spans exported and SQL spans (OMNI_TRACE_FILE, OMNI_TRACE_SQL=true)",
+        "defaults + spans exported and SQL spans (OMNI_TRACE_FILE, OMNI_TRACE_SQL=true)",
         {**EXPORTED, "OMNI_TRACE_SQL": "true"},
     ),
 ]
@@ -119,7 +119,11 @@ async def run(stack: TestStack, report: Report) -> None:
         for server in servers:
             server.wait(30)
     for setup, figure in zip(ECHO_SETUPS, figures, strict=True):
-        report.add(SECTION, f"echo CaptureOrder, {setup.label}", figure.summary())
+        report.add(
+            SECTION,
+            f"echo CaptureOrder, {setup.label}",
+            f"{figure.summary()}; {figure.ratio_to(figures[0]):.2f}x the floor",
+        )
 
     catalog_env = {**base_env, "OMNI_CATALOG_METRICS_PORT": "-1"}
     catalogs: list[ServiceSubprocess] = []
@@ -153,13 +157,18 @@ async def run(stack: TestStack, report: Report) -> None:
         for catalog in catalogs:
             catalog.wait()
     for setup, figure in zip(GET_SKU_SETUPS, figures, strict=True):
-        report.add(SECTION, f"catalog GetSku (one database read), {setup.label}", figure.summary())
+        report.add(
+            SECTION,
+            f"catalog GetSku (one database read), {setup.label}",
+            f"{figure.summary()}; {figure.ratio_to(figures[0]):.2f}x the defaults",
+        )
     report.add(
         SECTION,
         "how measured",
         f"{CALLS} calls per round, {IN_FLIGHT} in flight, server and client in their own "
         f"processes; median (min..max) of {ROUNDS} rounds; CPU from /proc/<pid>/stat (server) "
-        "and time.process_time (client)",
+        "and time.process_time (client); x the floor / defaults: median over rounds of the "
+        "ratio between setups measured in the same round",
     )
 
 
@@ -175,10 +184,20 @@ class Figures:
     client_us: list[float] = field(default_factory=list)
     calls_per_s: list[float] = field(default_factory=list)
 
+    def totals(self) -> list[float]:
+        return [s + c for s, c in zip(self.server_us, self.client_us, strict=True)]
+
+    def ratio_to(self, base: Figures) -> float:
+        """Median over rounds of this setup's CPU per call over ``base``'s in the same round
+        (a round's setups ran within seconds of each other, under the same load)."""
+        return statistics.median(
+            mine / theirs for mine, theirs in zip(self.totals(), base.totals(), strict=True)
+        )
+
     def summary(self) -> str:
         server = statistics.median(self.server_us)
         client = statistics.median(self.client_us)
-        totals = [s + c for s, c in zip(self.server_us, self.client_us, strict=True)]
+        totals = self.totals()
         return (
             f"server {server:.0f} µs + client {client:.0f} µs = "
             f"{statistics.median(totals):.0f} CPU-µs per call "
