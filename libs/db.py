@@ -9,7 +9,6 @@ from pathlib import Path
 import asyncpg
 from alembic import command
 from alembic.config import Config
-from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -100,12 +99,6 @@ async def migrate(url: URL, migrations_dir: Path) -> None:
     await asyncio.to_thread(command.upgrade, config, "head")
 
 
-def instrument_asyncpg() -> None:
-    instrumentor = AsyncPGInstrumentor()
-    if not instrumentor.is_instrumented_by_opentelemetry:
-        instrumentor.instrument()
-
-
 class Database:
     """The engine and session factory of one service's database."""
 
@@ -121,8 +114,8 @@ class Database:
             pool_recycle=1800,
             hide_parameters=True,
         )
-        # SQL spans come from the driver: the SQLAlchemy instrumentation does not cover 2.1.
-        instrument_asyncpg()
+        # SQL spans, when switched on (OMNI_TRACE_SQL), come from the driver: see
+        # libs.telemetry.instrument_sql (the SQLAlchemy instrumentation does not cover 2.1).
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
 
     def session(self) -> AsyncSession:

@@ -20,7 +20,8 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from libs.config import SERVICES, Settings, all_topics
+from libs.config import SERVICES, Settings, all_topics, event_loop
+from libs.event_loop import run as run_on_event_loop
 from libs.local_stack import (
     DEFAULT_BROKER_PORT,
     EmbeddedBroker,
@@ -46,6 +47,7 @@ class Platform:
         self.broker: EmbeddedBroker | None = None
         self.children: dict[str, subprocess.Popen[bytes]] = {}
         self.stop_requested: list[bool] = []
+        self.event_loop = event_loop(self.env)
 
     def checkpoint(self) -> None:
         if self.stop_requested:
@@ -67,10 +69,11 @@ class Platform:
             self.env["OMNI_KAFKA_BOOTSTRAP"] = self.broker.bootstrap
         else:
             say("using external Kafka from OMNI_KAFKA_BOOTSTRAP")
-        asyncio.run(
+        run_on_event_loop(
             ensure_topics(
                 self.env["OMNI_KAFKA_BOOTSTRAP"], all_topics(self.env.get("OMNI_TOPIC_PREFIX", ""))
-            )
+            ),
+            self.event_loop,
         )
 
     def start_services(self) -> None:
@@ -113,7 +116,7 @@ class Platform:
         from services import demo_data
 
         addresses = {name: f"127.0.0.1:{self.settings(name).grpc_port}" for name in SERVICES}
-        count = asyncio.run(demo_data.load(addresses))
+        count = run_on_event_loop(demo_data.load(addresses), self.event_loop)
         say(
             f"demo data in place ({count} SKUs, {len(demo_data.DEMO_LOCATIONS)} locations, "
             "channels DEMO-MALL and DEMO-POS; loading again changes nothing)"
@@ -207,7 +210,7 @@ def main() -> int:
         for step in (
             platform.start_infrastructure,
             platform.start_services,
-            lambda: asyncio.run(platform.wait_serving()),
+            lambda: run_on_event_loop(platform.wait_serving(), platform.event_loop),
             platform.load_demo_data,
         ):
             platform.checkpoint()

@@ -19,6 +19,7 @@ from google.protobuf.message import Message
 from libs.config import Settings, all_topics
 from libs.consumer import Handler, InboxConsumer
 from libs.db import Database, ensure_database, migrate
+from libs.event_loop import run as run_on_event_loop
 from libs.grpc_server import GrpcServer, start_grpc_server
 from libs.json_logging import setup_logging
 from libs.messaging import ensure_topics, make_producer, start_with_retry
@@ -137,6 +138,8 @@ class ServiceProcess:
             register=lambda server: self.definition.register(server, self.runtime),
             host=settings.grpc_host,
             port=settings.grpc_port,
+            max_concurrent_rpcs=settings.grpc_max_concurrent_rpcs,
+            slow_rpc_seconds=settings.slow_rpc_seconds,
         )
         if settings.metrics_port >= 0:
             self.metrics_port = serve_metrics(settings.metrics_host, settings.metrics_port)
@@ -184,4 +187,4 @@ def main(definition: ServiceDefinition) -> None:
         log.info("stopping on signal")
         await process.stop()
 
-    asyncio.run(run())
+    run_on_event_loop(run(), settings.event_loop)

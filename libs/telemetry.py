@@ -1,14 +1,26 @@
 """OpenTelemetry tracing: one provider per process, exported over OTLP or to a JSON-lines file,
-and the trace context carried through Kafka record headers."""
+and the trace context carried through Kafka record headers.
+
+What a span costs decides what is traced (bench-results.md, "rpc overhead"):
+- One span per RPC (server and client, libs/grpc_server.py and libs/grpc_client.py), per
+  relayed or consumed event and per channel push. Spans per SQL statement only with
+  OMNI_TRACE_SQL=true: a span per statement costs about 30 % of a hot path.
+- Exported spans are head-sampled: a new trace is recorded with probability
+  OMNI_TRACE_SAMPLE_RATIO (default 1.0), and every later span of it follows that decision
+  (ParentBased), in this process and, through the `traceparent` flags, in every other.
+- With no exporter configured (neither OTEL_EXPORTER_OTLP_ENDPOINT nor OMNI_TRACE_FILE)
+  nothing is recorded: new traces are not sampled. Their spans still get trace and span ids
+  and still propagate, so log lines carry a trace id and a caller's trace continues here.
+"""
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+import orjson
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.sdk.resources import Resource
@@ -18,6 +30,7 @@ from opentelemetry.sdk.trace.export import (
     SpanExporter,
     SpanExportResult,
 )
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased, Sampler, TraceIdRatioBased
 
 from libs.config import Settings
 
@@ -40,7 +53,7 @@ class JsonLinesSpanExporter(SpanExporter):
             if ctx is None:
                 continue
             lines.append(
-                json.dumps(
+                orjson.dumps(
                     {
                         "trace_id": format(ctx.trace_id, "032x"),
                         "span_id": format(ctx.span_id, "016x"),
@@ -59,10 +72,10 @@ class JsonLinesSpanExporter(SpanExporter):
                 )
             )
         if lines:
+            # One write per batch: O_APPEND keeps whole lines when processes share the file.
             fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
             try:
-                for line in lines:
-                    os.write(fd, (line + "\n").encode())
+                os.write(fd, b"\n".join(lines) + b"\n")
             finally:
                 os.close(fd)
         return SpanExportResult.SUCCESS
@@ -71,14 +84,23 @@ class JsonLinesSpanExporter(SpanExporter):
         return None
 
 
+def sampler_for(settings: Settings) -> Sampler:
+    """Record what will be exported (see the module's docstring)."""
+    if not (settings.otlp_endpoint or settings.trace_file):
+        return ParentBased(ALWAYS_OFF)
+    return ParentBased(TraceIdRatioBased(settings.trace_sample_ratio))
+
+
 def setup_tracing(settings: Settings) -> None:
-    """Install the process-wide tracer provider once (the first service in a process names it)."""
+    """Install the process-wide tracer provider once (the first service in a process names it
+    and decides sampling and SQL spans for the whole process)."""
     global _configured
     with _lock:
         if _configured:
             return
         provider = TracerProvider(
-            resource=Resource.create({"service.name": f"omni-{settings.service}"})
+            resource=Resource.create({"service.name": f"omni-{settings.service}"}),
+            sampler=sampler_for(settings),
         )
         if settings.otlp_endpoint:
             from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
@@ -93,7 +115,19 @@ def setup_tracing(settings: Settings) -> None:
                 )
             )
         trace.set_tracer_provider(provider)
+        if settings.trace_sql:
+            instrument_sql()
         _configured = True
+
+
+def instrument_sql() -> None:
+    """A CLIENT span per statement on every asyncpg connection of the process (SQLAlchemy's
+    and libs/pg.py's alike: the instrumentation patches the driver)."""
+    from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
+
+    instrumentor = AsyncPGInstrumentor()
+    if not instrumentor.is_instrumented_by_opentelemetry:
+        instrumentor.instrument()
 
 
 # Polled by load balancers and the live status page: spans of them would only be noise.

@@ -3,6 +3,11 @@
 Embedded by default; ``OMNI_PG_DSN`` / ``OMNI_KAFKA_BOOTSTRAP`` point the suite at external
 ones instead. Each session gets its own database prefix and topic prefix, so runs sharing a
 server never see each other's data.
+
+Service processes that tests start run on the services' own event loop (uvloop unless
+``OMNI_EVENT_LOOP`` says otherwise). The tests' loop, and so the services a test runs in its
+own process, is asyncio's unless ``OMNI_EVENT_LOOP`` is set for the test run: then it is
+that loop too (``OMNI_EVENT_LOOP=uvloop make test``).
 """
 
 from __future__ import annotations
@@ -10,17 +15,37 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from libs.config import SERVICES, Settings
+from libs.config import SERVICES, Settings, event_loop
 from libs.db import drop_database
+from libs.event_loop import LOOP_FACTORIES
 from libs.local_stack import EmbeddedBroker, EmbeddedPostgres, free_port
 
 REPO = Path(__file__).resolve().parents[2]
+
+
+class _EventLoopOfTheRun:
+    """pytest-asyncio's hook for the loop of every test, registered only when the run names
+    one (without it, pytest-asyncio's own default stays untouched)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    @pytest.hookimpl
+    def pytest_asyncio_loop_factories(
+        self, config: pytest.Config, item: pytest.Item
+    ) -> Mapping[str, Callable[[], asyncio.AbstractEventLoop]]:
+        return {self.name: LOOP_FACTORIES[self.name]}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if os.environ.get("OMNI_EVENT_LOOP"):
+        config.pluginmanager.register(_EventLoopOfTheRun(event_loop(os.environ)))
 
 
 @dataclass

@@ -41,6 +41,9 @@ async def test_one_trace_spans_the_rpc_the_relay_kafka_and_the_consumer(
     env = {
         **test_stack.env(),
         "OMNI_TRACE_FILE": str(trace_file),
+        # Both off by default (libs/telemetry.py): SQL spans and a log line per call.
+        "OMNI_TRACE_SQL": "true",
+        "OMNI_LOG_LEVEL": "DEBUG",
         "OMNI_DATABASE_PREFIX": f"omni_t{test_stack.run_id}_{world}_",
         "OMNI_TOPIC_PREFIX": f"t{test_stack.run_id}.{world}.",
     }
