@@ -65,9 +65,10 @@ _OUTBOX_CTE = """
     INSERT INTO outbox (event_id, event_type, topic, key, bucket, envelope, trace_context)
     SELECT e.event_id, e.event_type, e.topic, e.key, e.bucket, e.envelope, e.trace_context::jsonb
     FROM unnest({p}::uuid[], {p1}::text[], {p2}::text[], {p3}::text[], {p4}::smallint[],
-                {p5}::bytea[], {p6}::text[])
-         AS e(event_id, event_type, topic, key, bucket, envelope, trace_context)
+                {p5}::bytea[], {p6}::text[]) WITH ORDINALITY
+         AS e(event_id, event_type, topic, key, bucket, envelope, trace_context, n)
     WHERE e.key IN (SELECT order_id FROM {source})
+    ORDER BY e.n
 """
 
 
@@ -87,6 +88,10 @@ def _outbox_args(rows: Sequence[OutboxRow]) -> list[Any]:
         [json.dumps(r["trace_context"]) for r in rows],
     ]
 
+
+# Rows that get ids from a sequence (history, outbox) are inserted in the order given
+# (WITH ORDINALITY ... ORDER BY): a join on the saved orders must not reorder an order's
+# history or its events, which leave in id order.
 
 # --- insert: new orders, once per channel order id and per request id -----------------------
 
@@ -133,9 +138,11 @@ WITH req AS (
     WHERE l.order_id IN (SELECT order_id FROM ord)
 ), his AS (
     INSERT INTO order_history (order_id, from_status, to_status, note, at)
-    SELECT * FROM unnest($36::text[], $37::text[], $38::text[], $39::text[],
-                         $40::timestamptz[]) AS h(order_id, from_status, to_status, note, at)
+    SELECT h.order_id, h.from_status, h.to_status, h.note, h.at
+    FROM unnest($36::text[], $37::text[], $38::text[], $39::text[], $40::timestamptz[])
+         WITH ORDINALITY AS h(order_id, from_status, to_status, note, at, n)
     WHERE h.order_id IN (SELECT order_id FROM ord)
+    ORDER BY h.n
 ), evt AS ("""
     + _outbox_cte(41, "ord")
     + """)
@@ -291,9 +298,11 @@ WITH upd AS (
       AND v.order_id IN (SELECT order_id FROM upd)
 ), his AS (
     INSERT INTO order_history (order_id, from_status, to_status, note, at)
-    SELECT * FROM unnest($37::text[], $38::text[], $39::text[], $40::text[],
-                         $41::timestamptz[]) AS h(order_id, from_status, to_status, note, at)
+    SELECT h.order_id, h.from_status, h.to_status, h.note, h.at
+    FROM unnest($37::text[], $38::text[], $39::text[], $40::text[], $41::timestamptz[])
+         WITH ORDINALITY AS h(order_id, from_status, to_status, note, at, n)
     WHERE h.order_id IN (SELECT order_id FROM upd)
+    ORDER BY h.n
 ), ret AS (
     INSERT INTO order_returns (return_id, order_id, receiving_location_id, by_post, lines,
                                refund_total_minor, currency, restocked, received_at)

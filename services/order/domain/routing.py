@@ -419,6 +419,47 @@ def first_fit_decision(
     return Decision(True, (leg,), tuple(verdicts), "", rules.version)
 
 
+def first_fit_refusal(
+    request: Request,
+    ranking: Ranking,
+    rules: Rules,
+    skipped: Mapping[str, str],
+    max_verdicts: int = 50,
+) -> Decision:
+    """The explanation of an order no ranked location could take whole, when routing in
+    full could not do better (see ``first_fit_is_conclusive``): unfillable, every location
+    with its reason."""
+    verdicts = [
+        Verdict(
+            e.candidate.location_id,
+            False,
+            skipped.get(e.candidate.location_id, "could not take every line"),
+            e.candidate.distance_meters,
+            e.same_city,
+        )
+        for e in ranking.direct
+    ]
+    verdicts.extend(ranking.excluded[: max(0, max_verdicts - len(verdicts))])
+    verdicts.sort(key=lambda v: v.location_id)
+    short = ", ".join(
+        f"{line.line_id} ({line.sku_code} x{line.quantity})" for line in request.lines
+    )
+    return Decision(
+        False,
+        (),
+        tuple(verdicts),
+        f"no eligible location has stock for {short}",
+        rules.version,
+    )
+
+
+def first_fit_is_conclusive(request: Request, ranking: Ranking, tried: int) -> bool:
+    """Whether a refused first fit settles the order's routing: it tried every eligible
+    location (``tried`` of them), none could serve through a transfer, and the order has a
+    single line — a line is never split, so routing in full would find nothing either."""
+    return len(request.lines) == 1 and not ranking.by_transfer and tried >= len(ranking.direct)
+
+
 def _ranked_below(e: _Eligible, winner: _Eligible) -> Verdict:
     c = e.candidate
     return Verdict(

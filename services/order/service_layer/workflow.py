@@ -192,6 +192,8 @@ async def plan_first_fit(
         "city": request.city,
         "rules_version": rules.version,
         "ranking": routing.ranking_to_json(ranking),
+        # Refused, it leaves nothing to route in full (see routing.first_fit_is_conclusive).
+        "conclusive": routing.first_fit_is_conclusive(request, ranking, len(candidates)),
     }
 
 
@@ -247,22 +249,35 @@ async def first_fit(ctx: OrderContext, order: Order) -> None:
     else:
         answer = FirstFitAnswer(reason="the locations kept changing")
     when = now()
+    ranking = routing.ranking_from_json(intent["ranking"])
+    request = routing.Request(
+        strategy=routing.Strategy.SHIP_TO_CUSTOMER,
+        lines=tuple(routing.Line(x.line_id, x.sku_code, x.quantity) for x in order.lines),
+        city=intent["city"],
+    )
+    rules = routing.Rules(version=int(intent["rules_version"]))
+    if not answer.held and intent.get("conclusive") and not answer.stale:
+        # Every eligible location was tried for this one line: unfillable, no more queries.
+        refusal = routing.first_fit_refusal(request, ranking, rules, answer.skipped)
+        body = (await ctx.rules.get(order.channel_id)).body
+        order.first_fit_refused(answer.reason, when)
+        order.unroutable(
+            explanation(refusal, when),
+            1,
+            refusal.failure_reason,
+            when + timedelta(seconds=int(body["unfillable_timeout_seconds"])),
+            when,
+        )
+        if await _save(ctx, order):
+            metrics.ROUTING_DECISIONS.labels("unfillable").inc()
+        return
     if not answer.held:
         order.first_fit_refused(answer.reason, when)
         await _save(ctx, order)
         return
     metrics.ROUTING_DECISIONS.labels("single").inc()
-    ranking = routing.ranking_from_json(intent["ranking"])
     decision = routing.first_fit_decision(
-        routing.Request(
-            strategy=routing.Strategy.SHIP_TO_CUSTOMER,
-            lines=tuple(routing.Line(x.line_id, x.sku_code, x.quantity) for x in order.lines),
-            city=intent["city"],
-        ),
-        ranking,
-        routing.Rules(version=int(intent["rules_version"])),
-        answer.location_id,
-        answer.skipped,
+        request, ranking, rules, answer.location_id, answer.skipped
     )
     (leg,) = decision.legs
     order.first_fit_held(

@@ -104,7 +104,18 @@ async def test_kill_between_reserving_and_allocating_then_restart(
             os.kill(first.process.pid, signal.SIGSTOP)
 
             async def stable() -> dict[str, str]:
-                # Frozen: once two reads agree, no commit of it is still on its way.
+                # Frozen, and nothing it sent is still running at PostgreSQL (a statement
+                # sent just before the freeze commits on its own): then two reads agree
+                # and no commit of it is still on its way.
+                async with db.engine.connect() as conn:
+                    running = await conn.execute(
+                        sa.text(
+                            "SELECT count(*) FROM pg_stat_activity "
+                            "WHERE datname = current_database() AND pid <> pg_backend_pid() "
+                            "AND state = 'active'"
+                        )
+                    )
+                    assert running.scalar_one() == 0
                 one = await statuses()
                 assert one == await statuses()
                 return one

@@ -17,6 +17,8 @@ from services.order.domain.routing import (
     Rules,
     Strategy,
     first_fit_decision,
+    first_fit_is_conclusive,
+    first_fit_refusal,
     rank_places,
     ranking_from_json,
     ranking_to_json,
@@ -443,9 +445,10 @@ def test_priority_and_exclusions_together() -> None:
 def _first_fit_winner(request: Request, ranked_ids: list[str], by_id: dict[str, Candidate]) -> str:
     """What inventory does with the ranking: the first candidate open (when asked) with
     every line available."""
+    open_now = request.strategy is Strategy.SHIP_TO_CUSTOMER and request.same_city_only
     for location_id in ranked_ids:
         c = by_id[location_id]
-        if request.same_city_only and not c.open_now:
+        if open_now and not c.open_now:
             continue
         if _serves_all(request, c):
             return location_id
@@ -483,6 +486,12 @@ def test_first_fit_over_the_stock_free_ranking_is_what_routing_chooses(
             assert reasons[location_id].startswith(f"ranked below {winner}")
     else:
         assert direct_whole == []
+        if first_fit_is_conclusive(request, ranking, len(ranking.direct)):
+            # Nothing left for routing in full to find: it parks the order too.
+            assert not decision.routed
+            refusal = first_fit_refusal(request, ranking, rules, {})
+            assert not refusal.routed
+            assert refusal.failure_reason.startswith("no eligible location has stock")
 
 
 def test_the_ranking_survives_being_stored_with_the_order() -> None:
