@@ -119,9 +119,8 @@ async def test_a_full_server_refuses_the_next_call_at_once_instead_of_letting_it
 
                 async def both_calls_wait_in_the_database() -> None:
                     waiting = await watcher.fetchval(
-                        "SELECT count(*) FROM pg_stat_activity "
-                        "WHERE datname = $1 AND wait_event_type = 'Lock'",
-                        settings.database_url().database,
+                        "SELECT count(*) FROM pg_locks "
+                        "WHERE NOT granted AND relation = 'skus'::regclass"
                     )
                     assert waiting == 2
 
