@@ -75,7 +75,9 @@ async def ensure_database(url: URL) -> None:
             try:
                 await conn.execute(f'CREATE DATABASE "{url.database}"')
                 log.info("created database", extra={"database": url.database})
-            except asyncpg.DuplicateDatabaseError:
+            except (asyncpg.DuplicateDatabaseError, asyncpg.UniqueViolationError):
+                # Another process created it at the same moment (the catalog's unique
+                # index on the name can answer before the duplicate check does).
                 pass
     finally:
         await conn.close()
