@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import uuid
 from collections.abc import Iterable
 
 from aiokafka import AIOKafkaProducer
@@ -16,6 +17,10 @@ from omni.common.v1 import envelope_pb2
 log = logging.getLogger(__name__)
 
 DEFAULT_PARTITIONS = 6
+
+# Every record the relay publishes names its event type in this header, so a consumer can
+# drop what it does not subscribe to without decoding the envelope.
+EVENT_TYPE_HEADER = "event_type"
 
 
 class MalformedEvent(ValueError):
@@ -82,4 +87,8 @@ def decode_envelope(value: bytes | None) -> envelope_pb2.EventEnvelope:
         raise MalformedEvent(f"not an EventEnvelope: {exc}") from exc
     if not envelope.event_id or not envelope.event_type:
         raise MalformedEvent("envelope without event_id or event_type")
+    try:
+        uuid.UUID(envelope.event_id)
+    except ValueError as exc:
+        raise MalformedEvent(f"event_id {envelope.event_id[:64]!r} is not a UUID") from exc
     return envelope

@@ -15,10 +15,11 @@ from omni.catalog.v1 import catalog_pb2, events_pb2
 from omni.common.v1 import envelope_pb2
 
 from libs.config import Settings
-from libs.consumer import InboxConsumer
+from libs.consumer import InboxConsumer, Subscriber
 from libs.db import Database, drop_database, ensure_database
 from libs.messaging import decode_envelope, ensure_topics, make_producer
 from libs.outbox_relay import OutboxRelay
+from libs.pg import Pg
 from libs.platform_tables import metadata as platform_metadata
 from libs.unit_of_work import UnitOfWork, UnitOfWorkFactory
 
@@ -61,17 +62,26 @@ class World:
     def relay(self, relay_type: type[OutboxRelay] = OutboxRelay) -> OutboxRelay:
         return relay_type(self.db, self.producer, "lib-test", batch_size=50)
 
-    def consumer(self, group: str = "effects") -> InboxConsumer:
+    def consumer(
+        self,
+        group: str = "effects",
+        subscriber: Subscriber = apply_event,
+        *,
+        max_batch: int = 500,
+        pg: Pg | None = None,
+    ) -> InboxConsumer:
         return InboxConsumer(
             service="lib-test",
             group_id=self.settings.consumer_group(group),
             topics=[self.topic],
-            subscriptions={events_pb2.SkuCreatedEvent: apply_event},
+            subscriptions={events_pb2.SkuCreatedEvent: subscriber},
             uow_factory=self.uow,
+            pg=pg,
             bootstrap=self.settings.require_kafka(),
             dead_letter_topic=self.dlq,
             dead_letter_producer=self.producer,
             retry_backoff=0.01,
+            max_batch=max_batch,
         )
 
     async def emit(self, keys: list[str]) -> None:
