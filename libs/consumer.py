@@ -42,7 +42,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from aiokafka.errors import KafkaError
 from google.protobuf.message import DecodeError, Message
 from omni.common.v1 import envelope_pb2
-from opentelemetry import trace
+from opentelemetry import propagate, trace
 from opentelemetry.trace import Span, SpanKind, StatusCode
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects.postgresql import insert
@@ -140,7 +140,12 @@ class _Item:
     span: Span | None = field(default=None)
 
     def delivery(self) -> Delivery[Any]:
-        return Delivery(self.event, self.envelope, self.trace_context)
+        if self.span is None:
+            return Delivery(self.event, self.envelope, self.trace_context)
+        # Work the event causes (a queued push) continues from this consumer's span.
+        carrier: dict[str, str] = {}
+        propagate.inject(carrier, context=trace.set_span_in_context(self.span))
+        return Delivery(self.event, self.envelope, carrier)
 
 
 class _Refused(Exception):
