@@ -38,6 +38,7 @@ from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
+import sqlalchemy as sa
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from aiokafka.errors import KafkaError
 from google.protobuf.message import DecodeError, Message
@@ -45,7 +46,6 @@ from omni.common.v1 import envelope_pb2
 from opentelemetry import propagate, trace
 from opentelemetry.trace import Span, SpanKind, StatusCode
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.dialects.postgresql import insert
 
 from libs.db import is_database_unavailable, is_retryable_conflict
 from libs.messaging import EVENT_TYPE_HEADER, MalformedEvent, decode_envelope
@@ -58,7 +58,6 @@ from libs.metrics import (
     CONSUMER_LAG,
 )
 from libs.pg import Pg, PgTransaction
-from libs.platform_tables import inbox
 from libs.telemetry import context_from_mapping
 from libs.unit_of_work import UnitOfWork, UnitOfWorkFactory
 
@@ -535,13 +534,17 @@ async def _claim_on_pg(tx: PgTransaction, group_id: str, items: Sequence[_Item])
     return {str(row[0]) for row in rows}
 
 
+# The same statement for any batch size (a multi-row VALUES would be compiled anew for each).
+_CLAIM_IN_SESSION = sa.text(
+    'INSERT INTO inbox (consumer_group, event_id, event_type, topic, partition, "offset")'
+    " SELECT :group_id, * FROM unnest(CAST(:event_id AS uuid[]), CAST(:event_type AS text[]),"
+    " CAST(:topic AS text[]), CAST(:partition AS int[]), CAST(:offset AS bigint[]))"
+    " ON CONFLICT DO NOTHING RETURNING event_id"
+)
+
+
 async def _claim_in_session(uow: UnitOfWork, group_id: str, items: Sequence[_Item]) -> set[str]:
-    columns = _inbox_columns(items)
-    rows = [
-        {"consumer_group": group_id, **dict(zip(columns, values, strict=True))}
-        for values in zip(*columns.values(), strict=True)
-    ]
     claimed = await uow.session.execute(
-        insert(inbox).values(rows).on_conflict_do_nothing().returning(inbox.c.event_id)
+        _CLAIM_IN_SESSION, {"group_id": group_id, **_inbox_columns(items)}
     )
     return {str(event_id) for event_id in claimed.scalars()}

@@ -54,18 +54,21 @@ def coalesce(requests: Iterable[PushRequest]) -> list[PushRequest]:
     key: the latest facts, the oldest event time (lag counts from the first change the
     channel has not seen) and that first change's trace context. Sorted by key, so
     concurrent writers lock queue rows in one order."""
-    merged: dict[tuple[str, str, str], PushRequest] = {}
+    latest: dict[tuple[str, str, str], PushRequest] = {}
+    oldest: dict[tuple[str, str, str], PushRequest] = {}
     for request in requests:
         key = (request.channel_id, request.kind, request.subject)
-        known = merged.get(key)
-        if known is None:
-            merged[key] = request
-            continue
-        first = known if known.event_time <= request.event_time else request
-        merged[key] = replace(
-            request, event_time=first.event_time, trace_context=first.trace_context
-        )
-    return [merged[key] for key in sorted(merged)]
+        latest[key] = request
+        known = oldest.get(key)
+        if known is None or request.event_time < known.event_time:
+            oldest[key] = request
+    merged = []
+    for key in sorted(latest):
+        last, first = latest[key], oldest[key]
+        if first is not last:
+            last = replace(last, event_time=first.event_time, trace_context=first.trace_context)
+        merged.append(last)
+    return merged
 
 
 @dataclass(frozen=True)

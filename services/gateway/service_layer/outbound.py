@@ -93,8 +93,17 @@ class Change:
 
 async def queue_stock_changes(queue: PushQueue, changes: Sequence[StockChange]) -> None:
     """Every channel whose stock channel the location serves gets a stock push for the SKU;
-    a batch's changes of one SKU and channel are one write."""
-    showing = await queue.channels_by_stock({c for ch in changes for c in ch.stock_channels})
+    a batch's changes of one SKU are one write per channel (the figure is read when the
+    push is sent, so only the oldest change's time and trace matter)."""
+    oldest: dict[tuple[str, tuple[str, ...]], StockChange] = {}
+    for change in changes:
+        key = (change.sku_code, change.stock_channels)
+        known = oldest.get(key)
+        if known is None or change.event_time < known.event_time:
+            oldest[key] = change
+    showing = await queue.channels_by_stock(
+        {c for ch in oldest.values() for c in ch.stock_channels}
+    )
     await queue.enqueue(
         coalesce(
             PushRequest(
@@ -105,7 +114,7 @@ async def queue_stock_changes(queue: PushQueue, changes: Sequence[StockChange]) 
                 change.event_time,
                 change.trace_context,
             )
-            for change in changes
+            for change in oldest.values()
             for stock_channel in change.stock_channels
             for channel_id in showing.get(stock_channel, ())
         )
