@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-import sqlalchemy as sa
 from google.protobuf.message import Message
 from omni.member.v1 import events_pb2
 
@@ -24,7 +23,8 @@ from libs.unit_of_work import UnitOfWork
 from services.member import metrics
 from services.member.adapters.member_repository import MemberRepository
 from services.member.adapters.proto import now_timestamp
-from services.member.adapters.tables import purchase_history
+from services.member.adapters.purchase_history import PurchaseHistory
+from services.member.adapters.tables import Row
 from services.member.domain.purchases import (
     CategoryRow,
     MemberAccount,
@@ -255,18 +255,7 @@ async def _save(work: PurchaseWork, accounts: Sequence[MemberAccount]) -> None:
 
 async def list_records(
     uow: UnitOfWork, member_id: str, limit: int, after: tuple[datetime, int] | None
-) -> list[sa.Row[tuple[object, ...]]]:
+) -> list[Row]:
     """Newest first, across all channels, orders and returns."""
     await MemberRepository(uow.session).require(member_id)
-    query = (
-        sa.select(purchase_history)
-        .where(purchase_history.c.member_id == member_id)
-        .order_by(purchase_history.c.occurred_at.desc(), purchase_history.c.id.desc())
-        .limit(limit + 1)
-    )
-    if after is not None:
-        query = query.where(
-            sa.tuple_(purchase_history.c.occurred_at, purchase_history.c.id)
-            < sa.tuple_(sa.literal(after[0]), sa.literal(after[1]))
-        )
-    return list((await uow.session.execute(query)).all())
+    return await PurchaseHistory(uow.session).records(member_id, limit + 1, after)
