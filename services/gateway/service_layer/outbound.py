@@ -23,13 +23,12 @@ from collections import defaultdict
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import grpc
 import httpx
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from libs.errors import FailedPrecondition, NotFound
 from libs.pg import Pg
@@ -41,6 +40,9 @@ from services.gateway.adapters.push_store import PgPushStore
 from services.gateway.connectors import registry
 from services.gateway.domain import pushes as rules
 from services.gateway.domain.pushes import PushRequest, PushRow, coalesce
+
+if TYPE_CHECKING:  # the operators' RPCs hand over their session; the SQL is in adapters/
+    from sqlalchemy.ext.asyncio import AsyncSession
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer(__name__)
