@@ -48,7 +48,7 @@ from opentelemetry.trace import Span, SpanKind, StatusCode
 from sqlalchemy import exc as sa_exc
 
 from libs.db import is_database_unavailable, is_retryable_conflict
-from libs.messaging import EVENT_TYPE_HEADER, MalformedEvent, decode_envelope
+from libs.messaging import EVENT_TYPE_HEADER, MalformedEvent, decode_envelope, sampled
 from libs.metrics import (
     CONSUMER_BATCH_EVENTS,
     CONSUMER_DEAD_LETTERS,
@@ -419,8 +419,7 @@ class InboxConsumer:
     def _start_span(self, item: _Item) -> Span | None:
         """A CONSUMER span per event whose producer's trace is sampled; none otherwise (an
         untraced event costs no span)."""
-        parent = item.trace_context.get("traceparent", "")
-        if not parent.endswith("-01"):
+        if not sampled(item.trace_context):
             return None
         item.span = tracer.start_span(
             f"{item.record.topic} process",

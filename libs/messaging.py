@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -75,6 +75,19 @@ async def ensure_topics(
             log.info("created topics", extra={"topics": missing})
     finally:
         await admin.close()
+
+
+def sampled(carrier: Mapping[str, str]) -> bool:
+    """Whether a W3C trace context (as stored with an outbox row or carried in record
+    headers) belongs to a sampled trace: only then is a span made for the event, so an
+    untraced event costs none. The sampled flag is bit 0 of the trace flags."""
+    parts = carrier.get("traceparent", "").split("-")
+    if len(parts) != 4:
+        return False
+    try:
+        return bool(int(parts[3], 16) & 1)
+    except ValueError:
+        return False
 
 
 def decode_envelope(value: bytes | None) -> envelope_pb2.EventEnvelope:

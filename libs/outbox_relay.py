@@ -32,7 +32,7 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 
 from libs.db import Database
-from libs.messaging import EVENT_TYPE_HEADER
+from libs.messaging import EVENT_TYPE_HEADER, sampled
 from libs.metrics import (
     OUTBOX_BACKLOG,
     OUTBOX_BATCH_EVENTS,
@@ -155,7 +155,7 @@ class OutboxRelay:
             carrier: dict[str, str] = (
                 json.loads(row["trace_context"]) if row["trace_context"] != "{}" else {}
             )
-            if carrier.get("traceparent", "").endswith("-01"):
+            if sampled(carrier):
                 # A sampled trace: its publish is a step of it (and the consumer's parent).
                 with tracer.start_as_current_span(
                     f"{row['topic']} publish",
