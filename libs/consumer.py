@@ -233,7 +233,8 @@ class InboxConsumer:
                 await self._commit_offsets(
                     {tp: partition[-1].offset + 1 for tp, partition in fetched.items()}
                 )
-            if loop.time() >= next_lag:
+            # After every batch (local figures, no round trip), and every second when idle.
+            if records or loop.time() >= next_lag:
                 await self._update_lag()
                 next_lag = loop.time() + 1.0
 
