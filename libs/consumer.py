@@ -167,6 +167,7 @@ class InboxConsumer:
         max_attempts: int = 3,
         retry_backoff: float = 0.2,
         max_batch: int = 500,
+        linger: float = 0.01,
     ) -> None:
         self.service = service
         self.group_id = group_id
@@ -184,6 +185,7 @@ class InboxConsumer:
         self.max_attempts = max_attempts
         self.retry_backoff = retry_backoff
         self.max_batch = max_batch
+        self.linger = linger
         self.consumer = AIOKafkaConsumer(
             *topics,
             bootstrap_servers=bootstrap,
@@ -222,7 +224,7 @@ class InboxConsumer:
         loop = asyncio.get_running_loop()
         next_lag = 0.0
         while not self._stopping.is_set():
-            fetched = await self.consumer.getmany(timeout_ms=200, max_records=self.max_batch)
+            fetched = await self._fetch()
             records = [record for partition in fetched.values() for record in partition]
             if records:
                 await self._handle(records)
@@ -237,6 +239,27 @@ class InboxConsumer:
             if records or loop.time() >= next_lag:
                 await self._update_lag()
                 next_lag = loop.time() + 1.0
+
+    async def _fetch(self) -> dict[Any, list[ConsumerRecord[Any, Any]]]:
+        """What the broker has for us, up to ``max_batch`` records; when the first fetch
+        brings fewer, more are gathered for up to ``linger`` seconds, so the cost of a batch
+        (its transaction, its fan-out) is shared by what arrived meanwhile."""
+        fetched = await self.consumer.getmany(timeout_ms=200, max_records=self.max_batch)
+        count = sum(len(records) for records in fetched.values())
+        if not count or self.linger <= 0:
+            return fetched
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.linger
+        while count < self.max_batch and (left := deadline - loop.time()) > 0:
+            more = await self.consumer.getmany(
+                timeout_ms=max(1, int(left * 1000)), max_records=self.max_batch - count
+            )
+            if not more:
+                break
+            for tp, records in more.items():
+                fetched.setdefault(tp, []).extend(records)
+                count += len(records)
+        return fetched
 
     async def stop(self) -> None:
         self._stopping.set()
