@@ -105,6 +105,7 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 _TRACE_HEADERS = ("traceparent", "tracestate")
+FETCH_MAX_WAIT_MS = 50
 
 
 def _transient(error: BaseException) -> bool:
@@ -192,6 +193,9 @@ class InboxConsumer:
             group_id=group_id,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
+            # A fetch the broker has nothing for returns after this long at most (Kafka's
+            # default is 500 ms): an event waits for the next fetch no longer than this.
+            fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
         )
         self._stopping = asyncio.Event()
         self.started = asyncio.Event()

@@ -8,11 +8,15 @@ and ``event_type`` header; tests/bench/raw_events.py), faster than a consumer dr
 so the figure is the consumer's own pace: events applied per second from the first publish
 to the last inbox row, and the CPU the service process (and the PostgreSQL backends of its
 database) spent meanwhile, per event. Sizes: OMNI_BENCH_CONSUMER_EVENTS (default 20,000)
-events per consumer (returns: half as many).
+events per consumer (returns: half as many). Then member and distribution at the flash
+sale's pace: 5,000 completed orders written through order's outbox at 500/s and relayed,
+each event's delay from its commit to its effect's transaction (from the outbox and inbox
+rows themselves).
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 import uuid
@@ -31,11 +35,12 @@ from omni.inventory.v1 import inventory_pb2
 
 from libs.db import asyncpg_connect_kwargs
 from libs.local_stack import free_port
+from libs.pg import Pg
 from libs.testing.plugin import REPO, TestStack
 from libs.testing.services import ServiceSubprocess, eventually
 from tests.bench.cpu import CpuMeter, backend_pids
 from tests.bench.raw_events import publish
-from tests.bench.report import Report
+from tests.bench.report import Report, percentile
 from tests.integration.distribution.support import (
     Api,
     Producer,
@@ -50,6 +55,8 @@ from tests.integration.distribution.support import (
 from tests.integration.member.conftest import order_completed, return_received
 
 SECTION = "consumers"
+# The flash sale's order rate (issue 13: 500 orders/s on the 2-core machine), for 10 s.
+PACED_RATE, PACED_SECONDS = 500, 10
 
 
 @dataclass(frozen=True)
@@ -104,6 +111,80 @@ async def drain(
         return Drained(expected, elapsed, process.seconds, postgres.seconds)
     finally:
         await conn.close()
+
+
+async def paced(
+    stack: TestStack,
+    producer: Producer,
+    service: str,
+    group: str,
+    events: Sequence[tuple[Message, str]],
+    rate: int,
+) -> str:
+    """Write ``events`` through the producer's outbox at ``rate`` per second (a hot-path
+    transaction of five every 5/rate s; the producer's relay publishes them) and report,
+    from the rows themselves, the delay from each event's commit at the producer (outbox
+    ``created_at``) to its effect's transaction at the consumer (inbox ``applied_at``)."""
+    settings = stack.settings(service)
+    group_id = settings.consumer_group(group)
+    # The hot-path transaction (libs/pg.py) the order path writes its events with.
+    pg = Pg(
+        producer.settings.database_url(),
+        producer=producer.service,
+        topic=producer.settings.topic(producer.service),
+        relay_wakeup=producer.relay.wakeup,
+    )
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    try:
+        for start in range(0, len(events), 5):
+            async with pg.transaction() as tx:
+                for message, key in events[start : start + 5]:
+                    tx.emit(message, key)
+                await tx.commit()
+            pause = began + (start + 5) / rate - loop.time()
+            if pause > 0:
+                await asyncio.sleep(pause)
+    finally:
+        await pg.close()
+    conn = await asyncpg.connect(**asyncpg_connect_kwargs(settings.database_url()))
+    source = await asyncpg.connect(**asyncpg_connect_kwargs(producer.settings.database_url()))
+    try:
+
+        async def all_applied() -> tuple[list[float], list[float]]:
+            outbox = {
+                str(r["event_id"]): (r["created_at"], r["published_at"])
+                for r in await source.fetch(
+                    "SELECT event_id, created_at, published_at FROM outbox"
+                    " WHERE created_at >= now() - interval '10 minutes'"
+                )
+            }
+            rows = await conn.fetch(
+                "SELECT event_id, applied_at FROM inbox WHERE consumer_group = $1", group_id
+            )
+            total, relayed = [], []
+            for r in rows:
+                found = outbox.get(str(r["event_id"]))
+                if found is None or found[1] is None:
+                    continue
+                total.append((r["applied_at"] - found[0]).total_seconds())
+                relayed.append((found[1] - found[0]).total_seconds())
+            assert len(total) >= len(events), f"{len(total)} of {len(events)}"
+            return total, relayed
+
+        total, relayed = await eventually(all_applied, timeout=300, interval=0.2)
+    finally:
+        await conn.close()
+        await source.close()
+
+    def summary(seconds: list[float]) -> str:
+        ms = sorted(d * 1000 for d in seconds)
+        return f"p50 {percentile(ms, 50):.0f} ms, p99 {percentile(ms, 99):.0f} ms"
+
+    return (
+        f"{summary(total)}, max {max(total) * 1000:.0f} ms ({len(events):,} events at "
+        f"{rate}/s; of which commit → relayed: {summary(relayed)})"
+    )
 
 
 async def started(
@@ -167,6 +248,17 @@ async def member(stack: TestStack, report: Report, n: int) -> None:
         report.add(
             SECTION, "member: OrderReturnReceived → points reversed, spend", drained.figure()
         )
+        order_events = await exits.enter_async_context(Producer(stack, "order"))
+        steady = [
+            (order_completed(f"BP{tag}-{i}", f"BM{i % members + 1}", 9_900), f"BP{tag}-{i}")
+            for i in range(PACED_RATE * PACED_SECONDS)
+        ]
+        report.add(
+            SECTION,
+            "member: order completed (outbox commit) → points and history committed, "
+            "outbox → relay → broker → consumer at a steady rate",
+            await paced(stack, order_events, "member", "order-events", steady, PACED_RATE),
+        )
 
 
 async def distribution(stack: TestStack, report: Report, n: int) -> None:
@@ -219,6 +311,29 @@ async def distribution(stack: TestStack, report: Report, n: int) -> None:
             n // 2,
         )
         report.add(SECTION, "distribution: OrderReturnReceived → claw-backs", drained.figure())
+        order_events = await exits.enter_async_context(Producer(stack, "order"))
+        steady = [
+            (
+                completed(
+                    order(
+                        w.id(f"P{i}"),
+                        channel=3,
+                        mode=1,
+                        member_id=member_id,
+                        selling_store=w.id("S1"),
+                        fulfilments=[("F1", w.id("LOC-S1"), ["L1", "L2"])],
+                    )
+                ),
+                w.id(f"P{i}"),
+            )
+            for i in range(PACED_RATE * PACED_SECONDS)
+        ]
+        report.add(
+            SECTION,
+            "distribution: order completed (outbox commit) → commissions committed, "
+            "outbox → relay → broker → consumer at a steady rate",
+            await paced(stack, order_events, "distribution", "order-events", steady, PACED_RATE),
+        )
 
 
 async def gateway(stack: TestStack, report: Report, n: int) -> None:
