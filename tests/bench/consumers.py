@@ -33,7 +33,8 @@ from omni.gateway.v1 import gateway_service_pb2_grpc as gw_grpc
 from omni.inventory.v1 import events_pb2 as inventory_events
 from omni.inventory.v1 import inventory_pb2
 
-from libs.db import asyncpg_connect_kwargs
+from libs.config import SERVICES
+from libs.db import asyncpg_connect_kwargs, drop_database
 from libs.local_stack import free_port
 from libs.pg import Pg
 from libs.testing.plugin import REPO, TestStack
@@ -441,4 +442,11 @@ async def run(stack: TestStack, report: Report) -> None:
         if only and name not in only.split(","):
             continue
         print(f"-- {name}", flush=True)
-        await bench(stack, report, n)
+        # Topics and databases of its own: a consumer reads its producer's whole topic from
+        # the start, and must not meet the events another consumer's benchmark put there.
+        own = TestStack(stack.pg_dsn, stack.kafka_bootstrap, f"{stack.run_id}{name[:3]}")
+        try:
+            await bench(own, report, n)
+        finally:
+            for service in SERVICES:
+                await drop_database(own.settings(service).database_url())
