@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterable
+import uuid
+from collections.abc import Iterable, Mapping
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -16,6 +17,10 @@ from omni.common.v1 import envelope_pb2
 log = logging.getLogger(__name__)
 
 DEFAULT_PARTITIONS = 6
+
+# Every record the relay publishes names its event type in this header, so a consumer can
+# drop what it does not subscribe to without decoding the envelope.
+EVENT_TYPE_HEADER = "event_type"
 
 
 class MalformedEvent(ValueError):
@@ -72,6 +77,19 @@ async def ensure_topics(
         await admin.close()
 
 
+def sampled(carrier: Mapping[str, str]) -> bool:
+    """Whether a W3C trace context (as stored with an outbox row or carried in record
+    headers) belongs to a sampled trace: only then is a span made for the event, so an
+    untraced event costs none. The sampled flag is bit 0 of the trace flags."""
+    parts = carrier.get("traceparent", "").split("-")
+    if len(parts) != 4:
+        return False
+    try:
+        return bool(int(parts[3], 16) & 1)
+    except ValueError:
+        return False
+
+
 def decode_envelope(value: bytes | None) -> envelope_pb2.EventEnvelope:
     if not value:
         raise MalformedEvent("empty record value")
@@ -82,4 +100,8 @@ def decode_envelope(value: bytes | None) -> envelope_pb2.EventEnvelope:
         raise MalformedEvent(f"not an EventEnvelope: {exc}") from exc
     if not envelope.event_id or not envelope.event_type:
         raise MalformedEvent("envelope without event_id or event_type")
+    try:
+        uuid.UUID(envelope.event_id)
+    except ValueError as exc:
+        raise MalformedEvent(f"event_id {envelope.event_id[:64]!r} is not a UUID") from exc
     return envelope

@@ -28,6 +28,18 @@ OUTBOX_PUBLISHED = Counter(
 OUTBOX_PUBLISH_FAILURES = Counter(
     "omni_outbox_publish_failures_total", "Failed outbox publish attempts", ["service"]
 )
+OUTBOX_BATCH_EVENTS = Histogram(
+    "omni_outbox_batch_size_events",
+    "Outbox rows published per relay batch (one claim, one produce batch, one mark)",
+    ["service"],
+    buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000),
+)
+OUTBOX_PUBLISH_DELAY = Histogram(
+    "omni_outbox_publish_delay_seconds",
+    "From an outbox row's commit to the broker acknowledging it",
+    ["service"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
 CONSUMER_EVENTS = Counter(
     "omni_consumer_events_total",
     "Events handled by consumers, by outcome (applied, duplicate, ignored, dead_lettered)",
@@ -42,6 +54,19 @@ CONSUMER_DEAD_LETTERS = Counter(
     "omni_consumer_dead_letters_total",
     "Events parked in the dead-letter topic",
     ["service", "group"],
+)
+CONSUMER_BATCH_EVENTS = Histogram(
+    "omni_consumer_batch_size_events",
+    "Subscribed events per consumer batch (applied in one transaction when all goes well)",
+    ["service", "group"],
+    buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000),
+)
+CONSUMER_EVENT_DELAY = Histogram(
+    "omni_consumer_event_delay_seconds",
+    "From the event's commit at its producer to its effect committed by this consumer "
+    "(outbox, relay, broker and consumer together)",
+    ["service", "group", "event_type"],
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
 )
 CONSUMER_LAG = Gauge(
     "omni_consumer_lag_messages",

@@ -17,7 +17,7 @@ from aiokafka import AIOKafkaProducer
 from google.protobuf.message import Message
 
 from libs.config import Settings, all_topics
-from libs.consumer import Handler, InboxConsumer
+from libs.consumer import InboxConsumer, Subscriber
 from libs.db import Database, ensure_database, migrate
 from libs.event_loop import run as run_on_event_loop
 from libs.grpc_server import GrpcServer, start_grpc_server
@@ -34,11 +34,12 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class ConsumerSpec:
-    """A consumer group of this service: what it reads and which use case each event drives."""
+    """A consumer group of this service: what it reads and which use case each event drives
+    (per event, or in bulk: libs/consumer.py)."""
 
     purpose: str
     producers: Sequence[str]
-    subscriptions: Mapping[type[Message], Handler]
+    subscriptions: Mapping[type[Message], Subscriber]
 
 
 @dataclass
@@ -122,6 +123,7 @@ class ServiceProcess:
                 topics=[settings.topic(p) for p in spec.producers],
                 subscriptions=spec.subscriptions,
                 uow_factory=uow_factory,
+                pg=pg,
                 bootstrap=bootstrap,
                 dead_letter_topic=settings.dead_letter_topic(),
                 dead_letter_producer=producer,

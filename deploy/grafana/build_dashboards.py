@@ -96,6 +96,20 @@ DASHBOARDS = (
                 "ops",
             ),
             Panel(
+                "Event committed → effect committed by consumer (p99)",
+                "histogram_quantile(0.99, sum by (service, group, le)"
+                " (rate(omni_consumer_event_delay_seconds_bucket[5m])))",
+                "{{group}}",
+                "s",
+            ),
+            Panel(
+                "Outbox commit → broker acknowledged (p99)",
+                "histogram_quantile(0.99, sum by (service, le)"
+                " (rate(omni_outbox_publish_delay_seconds_bucket[5m])))",
+                "{{service}}",
+                "s",
+            ),
+            Panel(
                 "Consumer failures and dead letters",
                 "sum by (service) (increase(omni_consumer_failures_total[15m]))"
                 " or sum by (service) (increase(omni_consumer_dead_letters_total[15m]))",

@@ -64,8 +64,8 @@ def background(runtime: Runtime) -> Sequence[Coroutine[Any, Any, None]]:
     pushing = push_settings(runtime)
     return [
         serve_http(runtime, gw),
-        run_pusher(runtime.db, gw.peers, pushing),
-        run_lag_monitor(runtime.db, pushing.lag_refresh_seconds),
+        run_pusher(runtime.pg, gw.peers, pushing),
+        run_lag_monitor(runtime.pg, pushing.lag_refresh_seconds),
         run_nonce_purger(runtime.db),
         run_payload_purger(
             runtime.db,

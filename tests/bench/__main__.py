@@ -20,7 +20,8 @@ from libs.testing.plugin import REPO, TestStack
 from tests.bench.report import Report
 
 RESULTS = REPO / "bench-results.md"
-NOT_BENCHMARKS = {"report", "__main__"}
+# Helpers of the benchmarks, not benchmarks.
+NOT_BENCHMARKS = {"report", "__main__", "cpu", "raw_events", "relay_process"}
 
 
 def discover() -> list[str]:

@@ -29,6 +29,8 @@ from services.distribution.domain.organisation import (
 
 # Namespace of the advisory locks that keep closing a period and booking into it apart.
 PERIOD_LOCK_NAMESPACE = 0x64697374
+# Advisory locks keyed by hashtext(key): one version of an (HQ, flow, role) rule at a time.
+_RULE_LOCK = "SELECT pg_advisory_xact_lock(hashtext(:key))"
 
 
 def like_prefix(path: str) -> str:
@@ -251,6 +253,53 @@ class Repository:
             for r in rows
         ]
         return found, {(r.flow, r.role, r.version): r.currency for r in rows}
+
+    async def next_rule_version(self, hq_id: str, flow: int, role: int) -> int:
+        """The version a new rule of (flow, role) gets; concurrent versions of one rule are
+        serialised (a transaction lock), so version numbers never collide."""
+        await self.session.execute(sa.text(_RULE_LOCK), {"key": f"rule:{hq_id}:{flow}:{role}"})
+        latest = (
+            await self.session.execute(
+                sa.select(sa.func.max(commission_rules.c.version)).where(
+                    commission_rules.c.hq_id == hq_id,
+                    commission_rules.c.flow == flow,
+                    commission_rules.c.role == role,
+                )
+            )
+        ).scalar()
+        return int(latest or 0) + 1
+
+    async def add_rule(self, hq_id: str, rule: Rule) -> None:
+        await self.session.execute(
+            commission_rules.insert().values(
+                hq_id=hq_id,
+                flow=int(rule.flow),
+                role=int(rule.role),
+                version=rule.version,
+                rate_bp=rule.rate_bp,
+                fixed_minor=rule.fixed_minor,
+                currency=rule.currency,
+                saved_shipping_minor=rule.saved_shipping_minor,
+                effective_from=rule.effective_from,
+            )
+        )
+
+    async def set_minimum_price(
+        self, hq_id: str, sku_code: str, currency: str, minimum_minor: int
+    ) -> None:
+        statement = insert(minimum_prices).values(
+            hq_id=hq_id, sku_code=sku_code, currency=currency, minimum_minor=minimum_minor
+        )
+        await self.session.execute(
+            statement.on_conflict_do_update(
+                index_elements=[
+                    minimum_prices.c.hq_id,
+                    minimum_prices.c.sku_code,
+                    minimum_prices.c.currency,
+                ],
+                set_={"minimum_minor": statement.excluded.minimum_minor},
+            )
+        )
 
     async def minimum_prices(
         self, hq_id: str, currency: str, skus: Iterable[str]

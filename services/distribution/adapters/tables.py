@@ -218,3 +218,6 @@ alerts = sa.Table(
     sa.Column("resolved_at", sa.DateTime(timezone=True)),
 )
 sa.Index("ix_alerts_scope", alerts.c.dealer_path, alerts.c.raised_at)
+
+# A row as repositories hand it out (the servicer maps it to protobuf).
+Row = sa.Row[tuple[object, ...]]

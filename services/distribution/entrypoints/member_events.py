@@ -1,42 +1,50 @@
-"""Member's events, kept as the local projection of who owns each member."""
+"""Member's events, kept as the local projection of who owns each member.
+
+Bulk: each run of registrations (or owner changes) of a batch is one upsert."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from google.protobuf.message import Message
-from omni.common.v1 import envelope_pb2
 from omni.member.v1 import events_pb2 as member_events
 
-from libs.consumer import Handler
-from libs.unit_of_work import UnitOfWork
+from libs.consumer import Bulk, Delivery, Subscriber
+from libs.pg import PgTransaction
+from services.distribution.adapters.commission_store import PgCommissionWork
 from services.distribution.adapters.proto import from_timestamp
-from services.distribution.service_layer import members
+from services.distribution.service_layer.members import OwnerChange, record_member_owners
 
 
-async def on_member_registered(
-    uow: UnitOfWork,
-    event: member_events.MemberRegisteredEvent,
-    envelope: envelope_pb2.EventEnvelope,
-) -> None:
+def registered(delivery: Delivery[member_events.MemberRegisteredEvent]) -> OwnerChange:
+    event, envelope = delivery.event, delivery.envelope
     when = event.register_time if event.HasField("register_time") else envelope.occurred_at
-    await members.record_member_owner(
-        uow, event.member_id, event.owner_guide_staff_id, event.owner_store_id, from_timestamp(when)
+    return OwnerChange(
+        event.member_id, event.owner_guide_staff_id, event.owner_store_id, from_timestamp(when)
     )
 
 
-async def on_member_owner_changed(
-    uow: UnitOfWork,
-    event: member_events.MemberOwnerChangedEvent,
-    envelope: envelope_pb2.EventEnvelope,
-) -> None:
+def owner_changed(delivery: Delivery[member_events.MemberOwnerChangedEvent]) -> OwnerChange:
+    event, envelope = delivery.event, delivery.envelope
     when = event.change_time if event.HasField("change_time") else envelope.occurred_at
-    await members.record_member_owner(
-        uow, event.member_id, event.owner_guide_staff_id, event.owner_store_id, from_timestamp(when)
+    return OwnerChange(
+        event.member_id, event.owner_guide_staff_id, event.owner_store_id, from_timestamp(when)
     )
 
 
-SUBSCRIPTIONS: Mapping[type[Message], Handler] = {
-    member_events.MemberRegisteredEvent: on_member_registered,
-    member_events.MemberOwnerChangedEvent: on_member_owner_changed,
+async def on_members_registered(
+    tx: PgTransaction, deliveries: Sequence[Delivery[member_events.MemberRegisteredEvent]]
+) -> None:
+    await record_member_owners(PgCommissionWork(tx), [registered(d) for d in deliveries])
+
+
+async def on_member_owners_changed(
+    tx: PgTransaction, deliveries: Sequence[Delivery[member_events.MemberOwnerChangedEvent]]
+) -> None:
+    await record_member_owners(PgCommissionWork(tx), [owner_changed(d) for d in deliveries])
+
+
+SUBSCRIPTIONS: Mapping[type[Message], Subscriber] = {
+    member_events.MemberRegisteredEvent: Bulk(on_members_registered),
+    member_events.MemberOwnerChangedEvent: Bulk(on_member_owners_changed),
 }

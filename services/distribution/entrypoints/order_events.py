@@ -1,16 +1,21 @@
-"""Order's events, turned into commission use cases."""
+"""Order's events, turned into commission use cases.
+
+Bulk: each run of completed orders (or returns) of a batch is handed over at once, on the
+batch's asyncpg transaction; the use case applies them set-based."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
 from google.protobuf.message import Message
+from google.protobuf.timestamp_pb2 import Timestamp
 from omni.common.v1 import envelope_pb2
 from omni.order.v1 import events_pb2 as order_events
 
-from libs.consumer import Handler
-from libs.unit_of_work import UnitOfWork
+from libs.consumer import Bulk, Delivery, Subscriber
+from libs.pg import PgTransaction
+from services.distribution.adapters.commission_store import PgCommissionWork
 from services.distribution.adapters.proto import from_timestamp
 from services.distribution.domain.commission_rules import Channel, Handover, Line, Mode
 from services.distribution.service_layer import commissions
@@ -19,8 +24,6 @@ from services.distribution.service_layer.access import DistributionConfig
 
 def _when(event_time: object, envelope: envelope_pb2.EventEnvelope) -> datetime:
     # The business time of the event; the envelope's commit time when the producer left it out.
-    from google.protobuf.timestamp_pb2 import Timestamp
-
     if isinstance(event_time, Timestamp) and (event_time.seconds or event_time.nanos):
         return from_timestamp(event_time)
     if envelope.HasField("occurred_at"):
@@ -74,31 +77,36 @@ def completed_order(
     )
 
 
-def subscriptions(config: DistributionConfig) -> Mapping[type[Message], Handler]:
-    async def on_order_completed(
-        uow: UnitOfWork,
-        event: order_events.OrderCompletedEvent,
-        envelope: envelope_pb2.EventEnvelope,
-    ) -> None:
-        await commissions.apply_order_completed(uow, completed_order(event, envelope), config)
+def received_return(
+    event: order_events.OrderReturnReceivedEvent, envelope: envelope_pb2.EventEnvelope
+) -> commissions.ReceivedReturn:
+    return commissions.ReceivedReturn(
+        order_id=event.order_id,
+        return_id=event.return_id or envelope.event_id,
+        lines=tuple((line.line_id, line.quantity) for line in event.lines),
+        refund_minor=event.refund_total.amount_minor,
+        received_at=_when(event.receive_time, envelope),
+    )
 
-    async def on_return_received(
-        uow: UnitOfWork,
-        event: order_events.OrderReturnReceivedEvent,
-        envelope: envelope_pb2.EventEnvelope,
+
+def subscriptions(config: DistributionConfig) -> Mapping[type[Message], Subscriber]:
+    async def on_orders_completed(
+        tx: PgTransaction, deliveries: Sequence[Delivery[order_events.OrderCompletedEvent]]
     ) -> None:
-        await commissions.apply_return_received(
-            uow,
-            commissions.ReceivedReturn(
-                order_id=event.order_id,
-                return_id=event.return_id or envelope.event_id,
-                lines=tuple((line.line_id, line.quantity) for line in event.lines),
-                refund_minor=event.refund_total.amount_minor,
-                received_at=_when(event.receive_time, envelope),
-            ),
+        await commissions.apply_orders_completed(
+            PgCommissionWork(tx),
+            [completed_order(d.event, d.envelope) for d in deliveries],
+            config,
+        )
+
+    async def on_returns_received(
+        tx: PgTransaction, deliveries: Sequence[Delivery[order_events.OrderReturnReceivedEvent]]
+    ) -> None:
+        await commissions.apply_returns_received(
+            PgCommissionWork(tx), [received_return(d.event, d.envelope) for d in deliveries]
         )
 
     return {
-        order_events.OrderCompletedEvent: on_order_completed,
-        order_events.OrderReturnReceivedEvent: on_return_received,
+        order_events.OrderCompletedEvent: Bulk(on_orders_completed),
+        order_events.OrderReturnReceivedEvent: Bulk(on_returns_received),
     }

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import sqlalchemy as sa
-
 from libs.errors import FailedPrecondition, NotFound, Validator
 from libs.pagination import decode_token, encode_token
 from libs.unit_of_work import UnitOfWork
-from services.distribution.adapters.repository import Repository, like_prefix
-from services.distribution.adapters.tables import alerts
+from services.distribution.adapters.alert_repository import AlertRepository
+from services.distribution.adapters.repository import Repository
 from services.distribution.domain.organisation import Caller
 from services.distribution.service_layer.organisation import visible_unit
 
@@ -40,18 +38,12 @@ async def list_alerts(
         path = (await visible_unit(repo, caller, unit_id, "unit_id")).path
     else:
         path = caller.scope_path
-    query = sa.select(alerts).where(
-        alerts.c.dealer_path.like(like_prefix(path)),
-        alerts.c.alert_id > (str(after[0]) if after else ""),
-    )
-    if status:
-        query = query.where(alerts.c.status == status)
-    if kind:
-        query = query.where(alerts.c.kind == kind)
     size = page_size or DEFAULT_PAGE_SIZE
-    rows = (await uow.session.execute(query.order_by(alerts.c.alert_id).limit(size + 1))).all()
-    token = encode_token([str(rows[size - 1].alert_id)]) if len(rows) > size else ""
-    return [dict(r._mapping) for r in rows[:size]], token
+    rows = await AlertRepository(uow.session).in_scope(
+        path, str(after[0]) if after else "", status, kind, size + 1
+    )
+    token = encode_token([str(rows[size - 1]["alert_id"])]) if len(rows) > size else ""
+    return rows[:size], token
 
 
 async def resolve_alert(
@@ -63,11 +55,8 @@ async def resolve_alert(
     check.check(bool(note.strip()), "resolution_note", "say how the alert was resolved")
     check.check(len(note) <= MAX_NOTE_LENGTH, "resolution_note", "is too long")
     check.raise_if_any()
-    row = (
-        await uow.session.execute(
-            sa.select(alerts).where(alerts.c.alert_id == alert_id).with_for_update()
-        )
-    ).first()
+    repo = AlertRepository(uow.session)
+    row = await repo.lock(alert_id)
     if row is None:
         raise NotFound(
             f"alert {alert_id} does not exist",
@@ -75,20 +64,7 @@ async def resolve_alert(
             resource_type="alert",
             resource_name=alert_id,
         )
-    caller.require(row.dealer_path, f"alert {alert_id}")
-    if row.status != ALERT_OPEN:
+    caller.require(str(row["dealer_path"]), f"alert {alert_id}")
+    if row["status"] != ALERT_OPEN:
         raise FailedPrecondition(f"alert {alert_id} is already resolved")
-    updated = (
-        await uow.session.execute(
-            alerts.update()
-            .where(alerts.c.alert_id == alert_id)
-            .values(
-                status=ALERT_RESOLVED,
-                resolution_note=note.strip(),
-                resolved_by=caller.staff_id,
-                resolved_at=sa.func.now(),
-            )
-            .returning(alerts)
-        )
-    ).one()
-    return dict(updated._mapping)
+    return await repo.resolve(alert_id, note.strip(), caller.staff_id)

@@ -5,13 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert
-
 from libs.errors import Validator
 from libs.unit_of_work import UnitOfWork
 from services.distribution.adapters.repository import Repository
-from services.distribution.adapters.tables import commission_rules, minimum_prices
 from services.distribution.domain.commission_rules import Flow, Role, Rule
 from services.distribution.domain.organisation import Caller
 from services.distribution.service_layer.organisation import visible_unit
@@ -71,45 +67,20 @@ async def set_rule(uow: UnitOfWork, caller: Caller, new: NewRule) -> tuple[Rule,
     validate_rule(new)
     hq = await visible_unit(Repository(uow.session), caller, new.hq_id, "hq_id")
     caller.require_hq(hq.hq_id)
-    keys = (
-        commission_rules.c.hq_id == hq.hq_id,
-        commission_rules.c.flow == new.flow,
-        commission_rules.c.role == new.role,
-    )
-    # Serialise concurrent versions of one (flow, role) so version numbers never collide.
-    await uow.session.execute(
-        sa.text("SELECT pg_advisory_xact_lock(hashtext(:key))"),
-        {"key": f"rule:{hq.hq_id}:{new.flow}:{new.role}"},
-    )
-    latest = (
-        await uow.session.execute(sa.select(sa.func.max(commission_rules.c.version)).where(*keys))
-    ).scalar()
-    version = (latest or 0) + 1
+    repo = Repository(uow.session)
     assert new.effective_from is not None
     currency = new.currency if new.fixed_minor is not None else new.saved_shipping_currency
-    await uow.session.execute(
-        commission_rules.insert().values(
-            hq_id=hq.hq_id,
-            flow=new.flow,
-            role=new.role,
-            version=version,
-            rate_bp=new.rate_bp,
-            fixed_minor=new.fixed_minor,
-            currency=currency,
-            saved_shipping_minor=new.saved_shipping_minor,
-            effective_from=new.effective_from,
-        )
-    )
     rule = Rule(
         flow=Flow(new.flow),
         role=Role(new.role),
         rate_bp=new.rate_bp,
         fixed_minor=new.fixed_minor,
         effective_from=new.effective_from,
-        version=version,
+        version=await repo.next_rule_version(hq.hq_id, new.flow, new.role),
         saved_shipping_minor=new.saved_shipping_minor,
         currency=currency,
     )
+    await repo.add_rule(hq.hq_id, rule)
     return rule, currency
 
 
@@ -131,18 +102,7 @@ async def set_minimum_price(
     check.check(minimum_minor > 0, "minimum_unit_price.amount_minor", "must be positive")
     _check_currency(check, "minimum_unit_price.currency_code", currency)
     check.raise_if_any()
-    hq = await visible_unit(Repository(uow.session), caller, hq_id, "hq_id")
+    repo = Repository(uow.session)
+    hq = await visible_unit(repo, caller, hq_id, "hq_id")
     caller.require_hq(hq.hq_id)
-    statement = insert(minimum_prices).values(
-        hq_id=hq.hq_id, sku_code=sku_code.strip(), currency=currency, minimum_minor=minimum_minor
-    )
-    await uow.session.execute(
-        statement.on_conflict_do_update(
-            index_elements=[
-                minimum_prices.c.hq_id,
-                minimum_prices.c.sku_code,
-                minimum_prices.c.currency,
-            ],
-            set_={"minimum_minor": statement.excluded.minimum_minor},
-        )
-    )
+    await repo.set_minimum_price(hq.hq_id, sku_code.strip(), currency, minimum_minor)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-import sqlalchemy as sa
 from omni.distribution.v1 import distribution_pb2 as pb
 from omni.distribution.v1 import events_pb2
 
@@ -15,12 +14,8 @@ from libs.unit_of_work import UnitOfWork
 from services.distribution import metrics
 from services.distribution.adapters.proto import money, timestamp
 from services.distribution.adapters.repository import Repository
-from services.distribution.adapters.tables import (
-    closed_periods,
-    entries,
-    statement_totals,
-    statements,
-)
+from services.distribution.adapters.settlement_repository import SettlementRepository
+from services.distribution.adapters.tables import Row
 from services.distribution.domain.commission_rules import BeneficiaryKind
 from services.distribution.domain.organisation import Caller
 from services.distribution.domain.settlement import (
@@ -33,7 +28,6 @@ from services.distribution.service_layer.organisation import visible_unit
 
 MAX_PAGE_SIZE = 1000
 DEFAULT_PAGE_SIZE = 100
-ENTRY_COMMISSION, ENTRY_REBATE, ENTRY_CLAWBACK = 1, 2, 3
 PERIOD_OPEN, PERIOD_CLOSED = 1, 2
 PERIOD_RULE = f"must be a month YYYY-MM from {FIRST_PERIOD} to {LAST_PERIOD}"
 
@@ -54,7 +48,7 @@ class StatementTotals:
 class StatementPage:
     status: int
     totals: StatementTotals
-    entries: list[sa.Row[tuple[object, ...]]]
+    entries: list[Row]
     next_page_token: str
 
 
@@ -108,29 +102,12 @@ async def get_statement(
     repo = Repository(uow.session)
     _path, hq_id = await _beneficiary_scope(repo, caller, kind, beneficiary_id)
     closed = period in await repo.closed_periods(hq_id)
+    statements = SettlementRepository(uow.session)
     frozen = None
     if closed:
-        frozen = (
-            await uow.session.execute(
-                sa.select(statements).where(
-                    statements.c.beneficiary_kind == kind,
-                    statements.c.beneficiary_id == beneficiary_id,
-                    statements.c.period == period,
-                    statements.c.currency == currency,
-                )
-            )
-        ).first()
+        frozen = await statements.frozen_totals(kind, beneficiary_id, period, currency)
     if frozen is None:
-        frozen = (
-            await uow.session.execute(
-                sa.select(statement_totals).where(
-                    statement_totals.c.beneficiary_kind == kind,
-                    statement_totals.c.beneficiary_id == beneficiary_id,
-                    statement_totals.c.period == period,
-                    statement_totals.c.currency == currency,
-                )
-            )
-        ).first()
+        frozen = await statements.running_totals(kind, beneficiary_id, period, currency)
     totals = (
         StatementTotals(
             frozen.commission_minor, frozen.rebate_minor, frozen.clawback_minor, frozen.entry_count
@@ -139,20 +116,9 @@ async def get_statement(
         else StatementTotals(0, 0, 0, 0)
     )
     size = page_size or DEFAULT_PAGE_SIZE
-    rows = (
-        await uow.session.execute(
-            sa.select(entries)
-            .where(
-                entries.c.beneficiary_kind == kind,
-                entries.c.beneficiary_id == beneficiary_id,
-                entries.c.period == period,
-                entries.c.currency == currency,
-                entries.c.entry_id > (int(after[0]) if after else 0),
-            )
-            .order_by(entries.c.entry_id)
-            .limit(size + 1)
-        )
-    ).all()
+    rows = await statements.entries(
+        kind, beneficiary_id, period, currency, int(after[0]) if after else 0, size + 1
+    )
     token = encode_token([int(rows[size - 1].entry_id)]) if len(rows) > size else ""
     return StatementPage(PERIOD_CLOSED if closed else PERIOD_OPEN, totals, list(rows[:size]), token)
 
@@ -190,58 +156,7 @@ async def close_period(uow: UnitOfWork, caller: Caller, hq_id: str, period: str)
     await repo.lock_periods_exclusive(hq.hq_id)
     if period in await repo.closed_periods(hq.hq_id):
         raise FailedPrecondition(f"period {period} is already closed")
-    await uow.session.execute(
-        closed_periods.insert().values(hq_id=hq.hq_id, period=period, closed_by=caller.staff_id)
-    )
-
-    def total_of(entry_kind: int) -> sa.ColumnElement[object]:
-        return sa.func.coalesce(
-            sa.func.sum(entries.c.amount_minor).filter(entries.c.kind == entry_kind), 0
-        )
-
-    grouped = (
-        sa.select(
-            entries.c.beneficiary_kind,
-            entries.c.beneficiary_id,
-            entries.c.period,
-            entries.c.currency,
-            entries.c.hq_id,
-            total_of(ENTRY_COMMISSION),
-            total_of(ENTRY_REBATE),
-            total_of(ENTRY_CLAWBACK),
-            sa.func.sum(entries.c.amount_minor),
-            sa.func.count(),
-        )
-        .where(entries.c.hq_id == hq.hq_id, entries.c.period == period)
-        .group_by(
-            entries.c.beneficiary_kind,
-            entries.c.beneficiary_id,
-            entries.c.period,
-            entries.c.currency,
-            entries.c.hq_id,
-        )
-    )
-    frozen = (
-        await uow.session.execute(
-            statements.insert()
-            .from_select(
-                [
-                    "beneficiary_kind",
-                    "beneficiary_id",
-                    "period",
-                    "currency",
-                    "hq_id",
-                    "commission_minor",
-                    "rebate_minor",
-                    "clawback_minor",
-                    "net_minor",
-                    "entry_count",
-                ],
-                grouped,
-            )
-            .returning(statements)
-        )
-    ).all()
+    frozen = await SettlementRepository(uow.session).close(hq.hq_id, period, caller.staff_id)
     close_time = timestamp(datetime.now(UTC))
     for row in frozen:
         totals = StatementTotals(
@@ -261,5 +176,6 @@ async def close_period(uow: UnitOfWork, caller: Caller, hq_id: str, period: str)
             ),
             aggregate_id=f"{row.beneficiary_kind}:{row.beneficiary_id}",
         )
-    metrics.STATEMENTS_CLOSED.inc(len(frozen))
-    return len(frozen)
+    closed_count = len(frozen)
+    uow.after_commit(lambda: metrics.STATEMENTS_CLOSED.inc(closed_count))
+    return closed_count

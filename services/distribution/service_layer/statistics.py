@@ -6,25 +6,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-import sqlalchemy as sa
-
 from libs.errors import InvalidArgument, NotFound, Validator
 from libs.unit_of_work import UnitOfWork
-from services.distribution.adapters.repository import Repository, like_prefix
-from services.distribution.adapters.tables import commission_lines, order_facts
-from services.distribution.domain.commission_rules import BeneficiaryKind, Channel, Flow, Role
+from services.distribution.adapters.repository import Repository
+from services.distribution.adapters.statistics_queries import DIMENSIONS, StatisticsQueries
+from services.distribution.domain.commission_rules import Channel, Flow, Role
 from services.distribution.domain.organisation import Caller
 from services.distribution.service_layer.organisation import visible_unit
 
-DIMENSIONS: dict[int, sa.ColumnElement[object]] = {
-    1: order_facts.c.guide_staff_id,
-    2: order_facts.c.store_id,
-    3: order_facts.c.city,
-    4: order_facts.c.province,
-    5: order_facts.c.channel_kind,
-    6: order_facts.c.flow,
-}
-GUIDE_DIMENSION, STORE_DIMENSION, CHANNEL_DIMENSION, FLOW_DIMENSION = 1, 2, 5, 6
+CHANNEL_DIMENSION, FLOW_DIMENSION = 5, 6
 
 
 @dataclass(frozen=True)
@@ -67,24 +57,8 @@ async def sales_statistics(
         raise InvalidArgument.field("unit_id", "the platform administrator must name a unit")
     else:
         path = caller.scope_path
-    key = DIMENSIONS[dimension]
-    rows = await uow.session.execute(
-        sa.select(
-            key.label("key"),
-            sa.func.count().label("order_count"),
-            sa.func.sum(order_facts.c.total_minor).label("sales"),
-            sa.func.sum(order_facts.c.refunded_minor).label("refunded"),
-            sa.func.sum(_commission_of(dimension)).label("commission"),
-        )
-        .where(
-            order_facts.c.scope_path.like(like_prefix(path)),
-            order_facts.c.currency == currency,
-            order_facts.c.completed_at >= start,
-            order_facts.c.completed_at < end,
-        )
-        .group_by(key)
-        .order_by(key)
-    )
+    assert start is not None and end is not None
+    rows = await StatisticsQueries(uow.session).sales(dimension, path, currency, start, end)
     return [
         StatisticsRow(
             _key_name(dimension, r.key),
@@ -95,34 +69,6 @@ async def sales_statistics(
         )
         for r in rows
     ]
-
-
-def _commission_of(dimension: int) -> sa.ColumnElement[int]:
-    """An order's commission as a row of ``dimension`` counts it, net of claw-backs: a guide
-    row counts what that guide earned on the order, a store row what that store (or dealer)
-    earned on it, in every role; a city, province, channel or flow row the whole order's."""
-    if dimension not in (GUIDE_DIMENSION, STORE_DIMENSION):
-        return order_facts.c.commission_minor
-    if dimension == GUIDE_DIMENSION:
-        kinds, beneficiary = [int(BeneficiaryKind.GUIDE)], order_facts.c.guide_staff_id
-    else:
-        kinds = [int(BeneficiaryKind.STORE), int(BeneficiaryKind.DEALER)]
-        beneficiary = order_facts.c.store_id
-    own = (
-        sa.select(
-            sa.func.coalesce(
-                sa.func.sum(commission_lines.c.paid_minor - commission_lines.c.clawed_minor), 0
-            )
-        )
-        .where(
-            commission_lines.c.order_id == order_facts.c.order_id,
-            commission_lines.c.beneficiary_kind.in_(kinds),
-            commission_lines.c.beneficiary_id == beneficiary,
-        )
-        .correlate(order_facts)
-        .scalar_subquery()
-    )
-    return own
 
 
 def _key_name(dimension: int, raw: object) -> str:
@@ -149,9 +95,8 @@ async def order_commissions(
     check = Validator()
     check.check(bool(order_id), "order_id", "is required")
     check.raise_if_any()
-    facts = (
-        await uow.session.execute(sa.select(order_facts).where(order_facts.c.order_id == order_id))
-    ).first()
+    queries = StatisticsQueries(uow.session)
+    facts = await queries.order_record(order_id)
     if facts is None:
         raise NotFound(
             f"no commissions recorded for order {order_id}",
@@ -160,22 +105,7 @@ async def order_commissions(
             resource_name=order_id,
         )
     caller.require(facts.scope_path, f"order {order_id}")
-    rows = await uow.session.execute(
-        sa.select(
-            commission_lines.c.role,
-            commission_lines.c.beneficiary_kind,
-            commission_lines.c.beneficiary_id,
-            sa.func.sum(commission_lines.c.paid_minor).label("paid"),
-            sa.func.sum(commission_lines.c.clawed_minor).label("clawed"),
-        )
-        .where(commission_lines.c.order_id == order_id)
-        .group_by(
-            commission_lines.c.role,
-            commission_lines.c.beneficiary_kind,
-            commission_lines.c.beneficiary_id,
-        )
-        .order_by(commission_lines.c.role, commission_lines.c.beneficiary_id)
-    )
+    rows = await queries.order_commissions(order_id)
     return (
         facts.flow,
         facts.currency,

@@ -4,13 +4,24 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from libs.errors import NotFound
-from services.member.adapters.tables import member_identities, members, ownership_changes
+from services.member.adapters.tables import (
+    Row,
+    member_identities,
+    member_merges,
+    members,
+    ownership_changes,
+    purchase_categories,
+    purchase_history,
+    spent_member_codes,
+)
 from services.member.domain.members import (
     BoundIdentity,
     ContactChannel,
@@ -194,6 +205,91 @@ class MemberRepository:
             )
         ).one()
         return _to_member(row, await self.identities_of(member_id))
+
+    async def set_tier(self, member_id: str, tier: Tier) -> None:
+        await self.session.execute(
+            members.update().where(members.c.member_id == member_id).values(tier=int(tier))
+        )
+
+    async def ownership_changes(
+        self, member_id: str, limit: int, after_id: int | None
+    ) -> list[Row]:
+        query = (
+            sa.select(ownership_changes)
+            .where(ownership_changes.c.member_id == member_id)
+            .order_by(ownership_changes.c.id)
+            .limit(limit)
+        )
+        if after_id is not None:
+            query = query.where(ownership_changes.c.id > after_id)
+        return list((await self.session.execute(query)).all())
+
+    # --- merges -------------------------------------------------------------------------
+
+    async def move_identities(self, from_member: str, to_member: str) -> int:
+        """Re-point every identity of one member to another; how many moved."""
+        return _rowcount(
+            await self.session.execute(
+                member_identities.update()
+                .where(member_identities.c.member_id == from_member)
+                .values(member_id=to_member)
+            )
+        )
+
+    async def move_purchase_history(self, from_member: str, to_member: str) -> int:
+        """Re-point the purchase history (and its category rows); how many records moved."""
+        moved = _rowcount(
+            await self.session.execute(
+                purchase_history.update()
+                .where(purchase_history.c.member_id == from_member)
+                .values(member_id=to_member)
+            )
+        )
+        await self.session.execute(
+            purchase_categories.update()
+            .where(purchase_categories.c.member_id == from_member)
+            .values(member_id=to_member)
+        )
+        return moved
+
+    async def add_merge_trail(self, **values: object) -> Row:
+        return (
+            await self.session.execute(
+                member_merges.insert()
+                .values(merge_id=uuid.uuid4(), merged_at=sa.func.now(), **values)
+                .returning(member_merges)
+            )
+        ).one()
+
+    # --- member codes -------------------------------------------------------------------
+
+    async def spend_code(self, code_id: str, member_id: str, expires_at: datetime) -> bool:
+        """Record a member code as used; False when it was used before."""
+        spent = (
+            await self.session.execute(
+                insert(spent_member_codes)
+                .values(
+                    code_id=code_id,
+                    member_id=member_id,
+                    expires_at=expires_at,
+                    spent_at=sa.func.now(),
+                )
+                .on_conflict_do_nothing()
+                .returning(spent_member_codes.c.code_id)
+            )
+        ).first()
+        return spent is not None
+
+    async def purge_spent_codes(self, expired_before: datetime) -> int:
+        return _rowcount(
+            await self.session.execute(
+                spent_member_codes.delete().where(spent_member_codes.c.expires_at < expired_before)
+            )
+        )
+
+
+def _rowcount(result: sa.Result[Any]) -> int:
+    return int(cast(sa.CursorResult[Any], result).rowcount)
 
 
 def _to_member(row: sa.Row[tuple[object, ...]], identities: Sequence[BoundIdentity] = ()) -> Member:

@@ -129,3 +129,6 @@ purchase_categories = sa.Table(
     sa.Column("member_id", sa.Text, nullable=False),
     sa.Column("occurred_at", sa.DateTime(timezone=True), nullable=False),
 )
+
+# A row as repositories hand it out (the servicer maps it to protobuf).
+Row = sa.Row[tuple[object, ...]]

@@ -3,16 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any, cast
-
-import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert
 
 from libs.errors import DomainError, FailedPrecondition
 from libs.unit_of_work import UnitOfWork
 from services.member import metrics
 from services.member.adapters.member_repository import MemberRepository
-from services.member.adapters.tables import spent_member_codes
 from services.member.domain import member_codes
 from services.member.domain.members import Member
 from services.member.service_layer.members import require_usable
@@ -41,29 +36,14 @@ async def resolve_code(uow: UnitOfWork, key: bytes, text: str, now: datetime) ->
             "expired" if isinstance(error, FailedPrecondition) else "forged"
         ).inc()
         raise
-    spent = (
-        await uow.session.execute(
-            insert(spent_member_codes)
-            .values(
-                code_id=code.code_id,
-                member_id=code.member_id,
-                expires_at=code.expires_at,
-                spent_at=sa.func.now(),
-            )
-            .on_conflict_do_nothing()
-            .returning(spent_member_codes.c.code_id)
-        )
-    ).first()
-    if spent is None:
+    repo = MemberRepository(uow.session)
+    if not await repo.spend_code(code.code_id, code.member_id, code.expires_at):
         metrics.MEMBER_CODES.labels("replayed").inc()
         raise FailedPrecondition("member code already used; show a fresh one")
-    member = await MemberRepository(uow.session).require_active(code.member_id)
-    metrics.MEMBER_CODES.labels("resolved").inc()
+    member = await repo.require_active(code.member_id)
+    uow.after_commit(lambda: metrics.MEMBER_CODES.labels("resolved").inc())
     return member
 
 
 async def purge_spent(uow: UnitOfWork, now: datetime) -> int:
-    result = await uow.session.execute(
-        spent_member_codes.delete().where(spent_member_codes.c.expires_at < now - SPENT_RETENTION)
-    )
-    return int(cast(sa.CursorResult[Any], result).rowcount)
+    return await MemberRepository(uow.session).purge_spent_codes(now - SPENT_RETENTION)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import sqlalchemy as sa
 from omni.member.v1 import events_pb2
 
 from libs.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, Validator
@@ -13,7 +12,7 @@ from libs.unit_of_work import UnitOfWork
 from services.member import metrics
 from services.member.adapters.member_repository import MemberRepository
 from services.member.adapters.proto import now_timestamp
-from services.member.adapters.tables import ownership_changes
+from services.member.adapters.tables import Row
 from services.member.domain.members import (
     ID_PATTERN,
     ContactChannel,
@@ -53,13 +52,13 @@ async def register_member(uow: UnitOfWork, new: NewMember) -> Member:
     if member is None:
         raise AlreadyExists("a member with this phone already exists")
     await _after_sign_up(uow, repo, member, new)
-    metrics.MEMBERS_REGISTERED.labels(new.source.name.lower()).inc()
     return await repo.require(member.member_id)
 
 
 async def _after_sign_up(
     uow: UnitOfWork, repo: MemberRepository, member: Member, new: NewMember
 ) -> None:
+    uow.after_commit(lambda: metrics.MEMBERS_REGISTERED.labels(new.source.name.lower()).inc())
     if new.owner_guide_staff_id:
         await repo.record_owner_change(
             member.member_id, "", new.owner_guide_staff_id, new.owner_store_id, SIGN_UP_REASON
@@ -185,8 +184,13 @@ async def import_members(
             results.append(_rejected(index, v))
             continue
         results.append(await _import_one(uow, repo, index, new))
-    for result in results:
-        metrics.MEMBERS_IMPORTED.labels(result.outcome).inc()
+    outcomes = [result.outcome for result in results]
+
+    def count() -> None:
+        for outcome in outcomes:
+            metrics.MEMBERS_IMPORTED.labels(outcome).inc()
+
+    uow.after_commit(count)
     return results
 
 
@@ -215,7 +219,6 @@ async def _import_one(
     member = await repo.add(new)
     if member is not None:
         await _after_sign_up(uow, repo, member, new)
-        metrics.MEMBERS_REGISTERED.labels(new.source.name.lower()).inc()
         return ImportResult(index, "created", member.member_id)
     existing = await repo.active_by_phone(new.phone)
     assert existing is not None  # the insert conflicted on this phone
@@ -226,7 +229,7 @@ async def _import_one(
 
 async def transfer_ownership(
     uow: UnitOfWork, member_id: str, guide_staff_id: str, store_id: str, reason: str
-) -> tuple[Member, sa.Row[tuple[object, ...]]]:
+) -> tuple[Member, Row]:
     """Moves the member to another guide (e.g. the guide left), with the reason; the
     history keeps every change. Transferring to the current owner is refused."""
     v = Validator()
@@ -253,23 +256,16 @@ async def transfer_ownership(
         ),
         aggregate_id=member_id,
     )
-    metrics.OWNERSHIP_TRANSFERS.inc()
+    uow.after_commit(metrics.OWNERSHIP_TRANSFERS.inc)
     return updated, change
 
 
 async def list_ownership_changes(
     uow: UnitOfWork, member_id: str, limit: int, after_id: int | None
-) -> list[sa.Row[tuple[object, ...]]]:
-    await MemberRepository(uow.session).require(member_id)
-    query = (
-        sa.select(ownership_changes)
-        .where(ownership_changes.c.member_id == member_id)
-        .order_by(ownership_changes.c.id)
-        .limit(limit + 1)
-    )
-    if after_id is not None:
-        query = query.where(ownership_changes.c.id > after_id)
-    return list((await uow.session.execute(query)).all())
+) -> list[Row]:
+    repo = MemberRepository(uow.session)
+    await repo.require(member_id)
+    return await repo.ownership_changes(member_id, limit + 1, after_id)
 
 
 async def set_contact_consent(

@@ -3,10 +3,6 @@ stored value and purchase history to the surviving member, and leaves a trail.""
 
 from __future__ import annotations
 
-import uuid
-from typing import Any, cast
-
-import sqlalchemy as sa
 from omni.member.v1 import events_pb2
 
 from libs.errors import Validator
@@ -14,24 +10,13 @@ from libs.unit_of_work import UnitOfWork
 from services.member import metrics
 from services.member.adapters.member_repository import MemberRepository
 from services.member.adapters.proto import now_timestamp
-from services.member.adapters.tables import (
-    member_identities,
-    member_merges,
-    purchase_categories,
-    purchase_history,
-)
+from services.member.adapters.tables import Row
 from services.member.domain.members import MAX_REASON_LENGTH, Member, MemberState
 from services.member.domain.points import PointsChangeKind, Tier, tier_after_spend
 from services.member.domain.stored_value import StoredValueEntryKind
 from services.member.service_layer import points, stored_value
 from services.member.service_layer.members import require_usable
 from services.member.service_layer.tiers import apply_tier
-
-Row = sa.Row[tuple[object, ...]]
-
-
-def _rowcount(result: sa.Result[Any]) -> int:
-    return int(cast(sa.CursorResult[Any], result).rowcount)
 
 
 def validate_merge(surviving_member_id: str, merged_member_id: str, reason: str) -> None:
@@ -68,25 +53,8 @@ async def merge_members(
         )
     survivor, merged = locked[surviving_member_id], locked[merged_member_id]
 
-    identities_moved = _rowcount(
-        await uow.session.execute(
-            member_identities.update()
-            .where(member_identities.c.member_id == merged.member_id)
-            .values(member_id=survivor.member_id)
-        )
-    )
-    records_moved = _rowcount(
-        await uow.session.execute(
-            purchase_history.update()
-            .where(purchase_history.c.member_id == merged.member_id)
-            .values(member_id=survivor.member_id)
-        )
-    )
-    await uow.session.execute(
-        purchase_categories.update()
-        .where(purchase_categories.c.member_id == merged.member_id)
-        .values(member_id=survivor.member_id)
-    )
+    identities_moved = await repo.move_identities(merged.member_id, survivor.member_id)
+    records_moved = await repo.move_purchase_history(merged.member_id, survivor.member_id)
     if merged.points_balance != 0:
         await points.change_points(
             uow,
@@ -138,23 +106,15 @@ async def merge_members(
     )
     new_tier = tier_after_spend(Tier(max(survivor.tier, merged.tier)), spend)
     await apply_tier(uow, survivor.member_id, Tier(survivor.tier), new_tier)
-    trail = (
-        await uow.session.execute(
-            member_merges.insert()
-            .values(
-                merge_id=uuid.uuid4(),
-                surviving_member_id=survivor.member_id,
-                merged_member_id=merged.member_id,
-                reason=reason.strip(),
-                points_moved=merged.points_balance,
-                stored_value_moved_minor=merged.stored_value_minor,
-                identities_moved=identities_moved,
-                purchase_records_moved=records_moved,
-                merged_at=sa.func.now(),
-            )
-            .returning(member_merges)
-        )
-    ).one()
+    trail = await repo.add_merge_trail(
+        surviving_member_id=survivor.member_id,
+        merged_member_id=merged.member_id,
+        reason=reason.strip(),
+        points_moved=merged.points_balance,
+        stored_value_moved_minor=merged.stored_value_minor,
+        identities_moved=identities_moved,
+        purchase_records_moved=records_moved,
+    )
     uow.emit(
         events_pb2.MembersMergedEvent(
             merge_id=str(trail.merge_id),
@@ -166,5 +126,5 @@ async def merge_members(
         ),
         aggregate_id=survivor.member_id,
     )
-    metrics.MEMBERS_MERGED.inc()
+    uow.after_commit(metrics.MEMBERS_MERGED.inc)
     return await repo.require(survivor.member_id), trail

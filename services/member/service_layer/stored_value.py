@@ -7,14 +7,12 @@ from __future__ import annotations
 
 import uuid
 
-import sqlalchemy as sa
-
 from libs.errors import FailedPrecondition, NotFound, Validator
 from libs.unit_of_work import UnitOfWork
 from services.member import metrics
+from services.member.adapters.ledgers import StoredValueLedger
 from services.member.adapters.member_repository import MemberRepository
-from services.member.adapters.tables import members, stored_value_entries
-from services.member.domain.members import MemberState
+from services.member.adapters.tables import Row
 from services.member.domain.stored_value import (
     StoredValueEntryKind,
     check_refund,
@@ -23,7 +21,6 @@ from services.member.domain.stored_value import (
 )
 from services.member.service_layer.members import require_usable
 
-Row = sa.Row[tuple[object, ...]]
 MAX_REFERENCE_LENGTH = 100
 
 
@@ -45,39 +42,29 @@ async def write_entry(
     payment_entry_id: uuid.UUID | None = None,
     reference: str = "",
 ) -> Row:
-    entry = (
-        await uow.session.execute(
-            stored_value_entries.insert()
-            .values(
-                entry_id=uuid.uuid4(),
-                member_id=member_id,
-                kind=int(kind),
-                amount_minor=amount_minor,
-                balance_after=balance_after,
-                payment_entry_id=payment_entry_id,
-                reference=reference,
-                created_at=sa.func.now(),
-            )
-            .returning(stored_value_entries)
-        )
-    ).one()
-    metrics.STORED_VALUE_ENTRIES.labels(kind.name.lower()).inc()
-    metrics.STORED_VALUE_AMOUNT.labels(kind.name.lower()).inc(abs(amount_minor))
+    """The ledger entry of a change already applied to the balance."""
+    entry = await StoredValueLedger(uow.session).add_entry(
+        member_id,
+        kind,
+        amount_minor,
+        balance_after,
+        payment_entry_id=payment_entry_id,
+        reference=reference,
+    )
+
+    def count() -> None:
+        metrics.STORED_VALUE_ENTRIES.labels(kind.name.lower()).inc()
+        metrics.STORED_VALUE_AMOUNT.labels(kind.name.lower()).inc(abs(amount_minor))
+
+    uow.after_commit(count)
     return entry
 
 
 async def _credit(uow: UnitOfWork, member_id: str, amount_minor: int) -> int:
-    balance = (
-        await uow.session.execute(
-            members.update()
-            .where(members.c.member_id == member_id, members.c.state == int(MemberState.ACTIVE))
-            .values(stored_value_minor=members.c.stored_value_minor + amount_minor)
-            .returning(members.c.stored_value_minor)
-        )
-    ).scalar_one_or_none()
+    balance = await StoredValueLedger(uow.session).credit(member_id, amount_minor)
     if balance is None:
         raise FailedPrecondition(f"member {member_id} is not active")
-    return int(balance)
+    return balance
 
 
 async def recharge(
@@ -103,18 +90,7 @@ async def pay(
     _check_reference(v, reference)
     v.raise_if_any()
     await require_usable(MemberRepository(uow.session), member_id)
-    balance = (
-        await uow.session.execute(
-            members.update()
-            .where(
-                members.c.member_id == member_id,
-                members.c.state == int(MemberState.ACTIVE),
-                members.c.stored_value_minor >= amount_minor,
-            )
-            .values(stored_value_minor=members.c.stored_value_minor - amount_minor)
-            .returning(members.c.stored_value_minor)
-        )
-    ).scalar_one_or_none()
+    balance = await StoredValueLedger(uow.session).debit_if_covered(member_id, amount_minor)
     if balance is None:
         metrics.STORED_VALUE_REFUSED.inc()
         raise FailedPrecondition("the stored-value balance does not cover the payment")
@@ -147,13 +123,8 @@ async def refund(
     assert payment_uuid is not None
     repo = MemberRepository(uow.session)
     await require_usable(repo, member_id)
-    payment = (
-        await uow.session.execute(
-            sa.select(stored_value_entries)
-            .where(stored_value_entries.c.entry_id == payment_uuid)
-            .with_for_update()
-        )
-    ).first()
+    ledger = StoredValueLedger(uow.session)
+    payment = await ledger.lock_entry(payment_uuid)
     if (
         payment is None
         or payment.kind != int(StoredValueEntryKind.PAYMENT)
@@ -165,14 +136,8 @@ async def refund(
             resource_type="stored_value_payment",
             resource_name=payment_entry_id,
         )
-    refunded = (
-        await uow.session.execute(
-            sa.select(sa.func.coalesce(sa.func.sum(stored_value_entries.c.amount_minor), 0)).where(
-                stored_value_entries.c.payment_entry_id == payment_uuid
-            )
-        )
-    ).scalar_one()
-    check_refund(-int(payment.amount_minor), int(refunded), amount_minor)
+    refunded = await ledger.refunded(payment_uuid)
+    check_refund(-int(payment.amount_minor), refunded, amount_minor)
     balance = await _credit(uow, member_id, amount_minor)
     return await write_entry(
         uow,
@@ -196,23 +161,8 @@ async def list_entries(
     uow: UnitOfWork, member_id: str, limit: int, after_seq: int | None
 ) -> list[Row]:
     await MemberRepository(uow.session).require(member_id)
-    query = (
-        sa.select(stored_value_entries)
-        .where(stored_value_entries.c.member_id == member_id)
-        .order_by(stored_value_entries.c.seq)
-        .limit(limit + 1)
-    )
-    if after_seq is not None:
-        query = query.where(stored_value_entries.c.seq > after_seq)
-    return list((await uow.session.execute(query)).all())
+    return await StoredValueLedger(uow.session).entries(member_id, limit + 1, after_seq)
 
 
 async def ledger_sum(uow: UnitOfWork, member_id: str) -> int:
-    total = (
-        await uow.session.execute(
-            sa.select(sa.func.coalesce(sa.func.sum(stored_value_entries.c.amount_minor), 0)).where(
-                stored_value_entries.c.member_id == member_id
-            )
-        )
-    ).scalar_one()
-    return int(total)
+    return await StoredValueLedger(uow.session).total(member_id)

@@ -6,17 +6,15 @@ from omni.member.v1 import events_pb2
 
 from libs.unit_of_work import UnitOfWork
 from services.member import metrics
+from services.member.adapters.member_repository import MemberRepository
 from services.member.adapters.proto import now_timestamp
-from services.member.adapters.tables import members
 from services.member.domain.points import Tier
 
 
 async def apply_tier(uow: UnitOfWork, member_id: str, previous: Tier, tier: Tier) -> None:
     if tier == previous:
         return
-    await uow.session.execute(
-        members.update().where(members.c.member_id == member_id).values(tier=int(tier))
-    )
+    await MemberRepository(uow.session).set_tier(member_id, tier)
     uow.emit(
         events_pb2.MemberTierChangedEvent(
             member_id=member_id,
@@ -26,4 +24,4 @@ async def apply_tier(uow: UnitOfWork, member_id: str, previous: Tier, tier: Tier
         ),
         aggregate_id=member_id,
     )
-    metrics.TIER_UPGRADES.labels(tier.name.lower()).inc()
+    uow.after_commit(lambda: metrics.TIER_UPGRADES.labels(tier.name.lower()).inc())

@@ -21,6 +21,7 @@ from omni.order.v1 import order_pb2 as ord_pb
 from omni.order.v1 import order_service_pb2 as ord_svc
 from prometheus_client import REGISTRY
 
+from libs.consumer import Delivery
 from libs.testing.services import eventually
 from libs.unit_of_work import UnitOfWorkFactory
 from services.gateway.entrypoints import consumers
@@ -138,8 +139,13 @@ async def test_two_shipments_queued_together_do_not_overwrite_each_other(
     envelope.occurred_at.GetCurrentTime()
     uow_factory = UnitOfWorkFactory(platform.db, "gateway", "unused", None)
     async with uow_factory() as uow:
-        await consumers.on_fulfilment_shipped(uow, shipped_event(order_id, "F1", "T-1"), envelope)
-        await consumers.on_fulfilment_shipped(uow, shipped_event(order_id, "F2", "T-2"), envelope)
+        await consumers.on_fulfilment_shipped.apply(
+            uow,
+            [
+                Delivery(shipped_event(order_id, "F1", "T-1"), envelope, {}),
+                Delivery(shipped_event(order_id, "F2", "T-2"), envelope, {}),
+            ],
+        )
         await uow.commit()
 
     async def both() -> None:

@@ -14,8 +14,9 @@ from omni.gateway.v1 import gateway_service_pb2 as gw_svc
 from prometheus_client import REGISTRY
 
 from libs.testing.services import eventually
+from services.gateway.adapters.push_repository import PushRepository
 from services.gateway.adapters.tables import outbound_pushes
-from services.gateway.service_layer import outbound
+from services.gateway.domain.pushes import PushRequest
 from tests.integration.gateway.conftest import Platform, rid
 
 
@@ -112,13 +113,17 @@ async def test_a_burst_coalesces_into_one_pending_push(platform: Platform, uniqu
     t0 = datetime(2026, 1, 1, tzinfo=UTC)
     async with platform.db.session() as session, session.begin():
         for second in range(5):
-            await outbound.enqueue(
-                session,
-                [ch],
-                "stock",
-                "SKU-X",
-                {"sku_code": "SKU-X"},
-                t0.replace(second=5 - second),
+            await PushRepository(session).enqueue(
+                [
+                    PushRequest(
+                        ch,
+                        "stock",
+                        "SKU-X",
+                        {"sku_code": "SKU-X"},
+                        t0.replace(second=5 - second),
+                        {},
+                    )
+                ]
             )
     async with platform.db.session() as session:
         rows = list(

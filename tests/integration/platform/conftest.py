@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
 import pytest
@@ -15,10 +15,11 @@ from omni.catalog.v1 import catalog_pb2, events_pb2
 from omni.common.v1 import envelope_pb2
 
 from libs.config import Settings
-from libs.consumer import InboxConsumer
+from libs.consumer import Delivery, InboxConsumer, Subscriber
 from libs.db import Database, drop_database, ensure_database
 from libs.messaging import decode_envelope, ensure_topics, make_producer
 from libs.outbox_relay import OutboxRelay
+from libs.pg import Pg, PgTransaction
 from libs.platform_tables import metadata as platform_metadata
 from libs.unit_of_work import UnitOfWork, UnitOfWorkFactory
 
@@ -49,6 +50,22 @@ async def apply_event(
     )
 
 
+async def apply_in_bulk(
+    tx: PgTransaction, deliveries: Sequence[Delivery[events_pb2.SkuCreatedEvent]]
+) -> None:
+    """The bulk form of apply_event: one statement for the run; a poison event refuses the
+    whole run (the consumer has to find it)."""
+    codes = [d.event.sku.sku_code for d in deliveries]
+    poison = [code for code in codes if code.startswith("POISON")]
+    if poison:
+        raise Rejected(f"cannot apply {poison[0]}")
+    await tx.conn.execute(
+        "INSERT INTO effects (key, applied) SELECT k, count(*) FROM unnest($1::text[]) AS k"
+        " GROUP BY k ON CONFLICT (key) DO UPDATE SET applied = effects.applied + EXCLUDED.applied",
+        codes,
+    )
+
+
 @dataclass
 class World:
     settings: Settings
@@ -58,20 +75,33 @@ class World:
     topic: str
     dlq: str
 
+    def pg(self) -> Pg:
+        """Hot-path transactions on this world's database (for Bulk subscribers)."""
+        return Pg(self.db.url, producer="order", topic=self.topic)
+
     def relay(self, relay_type: type[OutboxRelay] = OutboxRelay) -> OutboxRelay:
         return relay_type(self.db, self.producer, "lib-test", batch_size=50)
 
-    def consumer(self, group: str = "effects") -> InboxConsumer:
+    def consumer(
+        self,
+        group: str = "effects",
+        subscriber: Subscriber = apply_event,
+        *,
+        max_batch: int = 500,
+        pg: Pg | None = None,
+    ) -> InboxConsumer:
         return InboxConsumer(
             service="lib-test",
             group_id=self.settings.consumer_group(group),
             topics=[self.topic],
-            subscriptions={events_pb2.SkuCreatedEvent: apply_event},
+            subscriptions={events_pb2.SkuCreatedEvent: subscriber},
             uow_factory=self.uow,
+            pg=pg,
             bootstrap=self.settings.require_kafka(),
             dead_letter_topic=self.dlq,
             dead_letter_producer=self.producer,
             retry_backoff=0.01,
+            max_batch=max_batch,
         )
 
     async def emit(self, keys: list[str]) -> None:

@@ -6,14 +6,15 @@ import asyncio
 import contextlib
 from collections import defaultdict
 
+import asyncpg
 from aiokafka import AIOKafkaProducer
 from omni.catalog.v1 import catalog_pb2, events_pb2
 from omni.common.v1 import envelope_pb2
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from libs.outbox_relay import OutboxRelay
 from libs.testing.services import eventually
-from tests.integration.platform.conftest import World, event_ids
+from libs.unit_of_work import UnitOfWork
+from tests.integration.platform.conftest import World, apply_event, event_ids
 
 
 class RelayKilledBeforeMarking(OutboxRelay):
@@ -21,7 +22,7 @@ class RelayKilledBeforeMarking(OutboxRelay):
 
     published: int = 0
 
-    async def _mark_published(self, session: AsyncSession, ids: list[int]) -> None:
+    async def _mark_published(self, conn: asyncpg.Connection, ids: list[int]) -> None:
         self.published = len(ids)
         raise SystemError("relay killed between publish and mark")
 
@@ -42,7 +43,21 @@ async def test_a_consumer_killed_mid_stream_and_restarted_loses_nothing_and_appl
     await world.emit(keys)
     assert await world.drain_relay(world.relay()) == 300
 
-    first = world.consumer()
+    # The consumer hangs inside a batch once it has applied a few: the kill always lands
+    # mid-batch, however fast the batches before it were.
+    calls = 0
+    hang = asyncio.Event()
+
+    async def hangs_after_60(
+        uow: UnitOfWork, event: events_pb2.SkuCreatedEvent, envelope: envelope_pb2.EventEnvelope
+    ) -> None:
+        nonlocal calls
+        calls += 1
+        if calls > 60:
+            await hang.wait()
+        await apply_event(uow, event, envelope)
+
+    first = world.consumer(subscriber=hangs_after_60, max_batch=20)
     await first.start()
     run = asyncio.create_task(first.run())
     await eventually(lambda: _at_least(world, 30), timeout=30)

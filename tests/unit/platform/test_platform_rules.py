@@ -168,3 +168,15 @@ def test_deadlocks_and_serialization_failures_are_retryable_conflicts(sqlstate, 
 def test_a_database_that_cannot_be_reached_is_unavailable_not_a_bug(error, unavailable):
     """Such errors answer UNAVAILABLE and are retried by consumers, never dead-lettered."""
     assert is_database_unavailable(error) is unavailable
+
+
+def test_only_a_sampled_trace_context_is_sampled() -> None:
+    from libs.messaging import sampled
+
+    trace_id, span_id = "0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331"
+    assert sampled({"traceparent": f"00-{trace_id}-{span_id}-01"})
+    # Bit 1 (random trace id, W3C level 2) set as well: still sampled.
+    assert sampled({"traceparent": f"00-{trace_id}-{span_id}-03"})
+    assert not sampled({"traceparent": f"00-{trace_id}-{span_id}-02"})
+    assert not sampled({"traceparent": f"00-{trace_id}-{span_id}-00"})
+    assert not sampled({"traceparent": "garbage"}) and not sampled({})
