@@ -38,7 +38,7 @@ TRANSFER_DISCREPANCY_UNITS = Counter(
     "Units that did not arrive as shipped (absolute difference) on received transfers",
 )
 RESERVATION_BATCH_HOLDS = Histogram(
-    "omni_inventory_reservation_batch_holds",
+    "omni_inventory_reservation_batch_orders",
     "Holds applied together in one reservation batch (one transaction)",
     buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
 )

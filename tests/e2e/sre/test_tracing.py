@@ -44,8 +44,9 @@ EXPECTED: dict[str, Callable[[Span], bool]] = {
     "gateway HTTP server": lambda s: _is("gateway", "SERVER")(s) and s["name"].startswith("POST "),
     "gateway → order CaptureOrder": _rpc("gateway", "CLIENT", "CaptureOrder"),
     "order CaptureOrder": _rpc("order", "SERVER", "CaptureOrder"),
-    "inventory GetAvailability": _rpc("inventory", "SERVER", "GetAvailability"),
-    "inventory Reserve": _rpc("inventory", "SERVER", "Reserve"),
+    # The sale is held (and confirmed) whole at the store in one batched hold.
+    "order → inventory ReserveBatch": _rpc("order", "CLIENT", "ReserveBatch"),
+    "inventory ReserveBatch": _rpc("inventory", "SERVER", "ReserveBatch"),
     "order relay publishes OrderCompleted": _is(
         "order", "PRODUCER", **{"messaging.message.type": COMPLETED}
     ),
