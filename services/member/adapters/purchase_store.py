@@ -64,16 +64,30 @@ SELECT order_id, channel_id, channel_kind, amount_minor, currency_code
 FROM purchase_history WHERE kind = 1 AND order_id = ANY($1::text[])
 """
 
-# Each sum reads a partial index on order_id (migration 0004).
+# One pass per table for the whole batch (partial indexes on order_id, migration 0004): as
+# joins, not a subquery per order, so even a plan made before the tables' statistics caught
+# up (a seq scan) stays linear in the batch.
 _ORDER_POINTS = """
-SELECT o.order_id,
-       coalesce((SELECT sum(delta) FROM points_entries
-                 WHERE kind = 1 AND order_id = o.order_id), 0) AS earned,
-       coalesce((SELECT -sum(delta) FROM points_entries
-                 WHERE kind = 2 AND order_id = o.order_id), 0) AS reversed,
-       coalesce((SELECT -sum(amount_minor) FROM purchase_history
-                 WHERE kind = 2 AND order_id = o.order_id), 0) AS refunded
-FROM unnest($1::text[]) AS o(order_id)
+WITH wanted AS (SELECT DISTINCT unnest($1::text[]) AS order_id),
+points AS (
+    SELECT order_id,
+           coalesce(sum(delta) FILTER (WHERE kind = 1), 0) AS earned,
+           coalesce(-sum(delta) FILTER (WHERE kind = 2), 0) AS reversed
+    FROM points_entries
+    WHERE kind IN (1, 2) AND order_id IN (SELECT order_id FROM wanted)
+    GROUP BY order_id
+),
+refunds AS (
+    SELECT order_id, -sum(amount_minor) AS refunded
+    FROM purchase_history
+    WHERE kind = 2 AND order_id IN (SELECT order_id FROM wanted)
+    GROUP BY order_id
+)
+SELECT w.order_id, coalesce(p.earned, 0) AS earned, coalesce(p.reversed, 0) AS reversed,
+       coalesce(r.refunded, 0) AS refunded
+FROM wanted AS w
+LEFT JOIN points AS p USING (order_id)
+LEFT JOIN refunds AS r USING (order_id)
 """
 
 _SET_POINTS_DELTAS = """
